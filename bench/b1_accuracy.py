@@ -1,0 +1,74 @@
+"""B1: accuracy at equal epochs, leaf_fastai against the seed-style plain loop, side by side in one run.
+
+Both sides: classify-leaves train.csv, the same stratified 10% validation split (seed 42, saved to
+bench/work/split.csv and read by both), tf_efficientnet_lite0 with its ImageNet weights, 128 px, batch 32.
+The plain loop trains 3 epochs; leaf_fastai spends one pass over the data on its features warm-up and
+`--leaf-epochs` (default 2) unfrozen epochs, so both see the training images 3 times.
+
+    python bench/b1_accuracy.py            # full: 13,205 train / 1,468 valid images
+    python bench/b1_accuracy.py --quick    # 25% of the training images (all validation images)
+"""
+import argparse, json, sys, time, platform
+from pathlib import Path
+import pandas as pd
+from sklearn.model_selection import train_test_split
+sys.path.insert(0, str(Path(__file__).parent))
+import plain_loop
+from leaf_fastai.data import read_labels, split_leaves, save_split
+from leaf_fastai.train import train
+
+HERE = Path(__file__).parent
+DATA = HERE.parent.parent/'shared'/'data'/'classify-leaves'
+
+def make_split(data, frac, seed=42, fn=HERE/'work'/'split.csv'):
+    "The shared split: stratified 10% validation; a stratified `frac` of the rest for training"
+    sdf = split_leaves(read_labels(data), valid_pct=0.1, seed=seed)
+    if frac < 1:
+        tr = sdf[~sdf.is_valid]
+        keep,_ = train_test_split(tr.index, train_size=frac, stratify=tr.label, random_state=seed)
+        sdf = sdf.loc[sorted(set(keep)|set(sdf.index[sdf.is_valid]))].reset_index(drop=True)
+    save_split(sdf, fn)
+    return fn, sdf
+
+def run_leaf(name, data, split_file, **kw):
+    out = HERE/'work'/name
+    t0 = time.time()
+    train(data, split_file=split_file, out=out, quiet=True, **kw)
+    wall = time.time()-t0
+    m = json.loads((out/'metrics.json').read_text())
+    h = pd.read_csv(out/'history.csv')
+    head = h[h.phase.isin(['head_warmup','frozen'])]
+    n_passes = kw.get('epochs', 1) + (1 if kw.get('warmup','features')=='features' else kw.get('freeze_epochs', 0))
+    return dict(side=name, valid_acc=m['valid_acc'], total_seconds=wall, warmup_seconds=m['warmup_s'], train_seconds=m['train_s'],
+                warmup_acc=float(head.accuracy.iloc[-1]) if len(head) else None, n_train=m['n_train'], n_valid=m['n_valid'],
+                train_images_per_s=m['n_train']*kw.get('epochs',1)/m['train_s'] if m['train_s'] else None,
+                passes_over_data=n_passes, options=kw, history=h.query("phase=='fine_tune'").accuracy.round(4).tolist())
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--data', default=str(DATA)); p.add_argument('--quick', action='store_true')
+    p.add_argument('--epochs', type=int, default=3, help='passes over the training data, each side')
+    p.add_argument('--size', type=int, default=128); p.add_argument('--bs', type=int, default=32)
+    p.add_argument('--sides', default='plain,leaf', help='comma list of: plain, leaf, leaf1 (warm-up + 1 epoch), fastai_frozen')
+    a = p.parse_args()
+    frac = 0.25 if a.quick else 1.0
+    split_file, sdf = make_split(a.data, frac)
+    print(f"split: {(~sdf.is_valid).sum()} train / {sdf.is_valid.sum()} valid images", flush=True)
+    res = []
+    for side in a.sides.split(','):
+        t0 = time.time()
+        if side=='plain': r = plain_loop.run(data=a.data, split_file=str(split_file), epochs=a.epochs, size=a.size, bs=a.bs)
+        elif side=='leaf': r = run_leaf('leaf', a.data, split_file, epochs=a.epochs-1, size=a.size, bs=a.bs)
+        elif side=='leaf1': r = run_leaf('leaf1', a.data, split_file, epochs=1, size=a.size, bs=a.bs)
+        elif side=='fastai_frozen':  # fastai's frozen epoch of fine_tune, with its defaults (base_lr 2e-3, standard augmentation)
+            r = run_leaf('fastai_frozen', a.data, split_file, warmup='epochs', freeze_epochs=1, epochs=0, lr=2e-3, aug='standard', bn_eval=False, size=a.size, bs=a.bs)
+        r['wall_seconds'] = time.time()-t0
+        res.append(r)
+        print(json.dumps({k:v for k,v in r.items() if k not in ('per_epoch','history','options')}), flush=True)
+    out = HERE/'results'/f"b1{'_quick' if a.quick else ''}.json"
+    meta = dict(command=' '.join(['python']+sys.argv), machine=f"{platform.processor() or platform.machine()}, 2 cores", date=time.strftime('%Y-%m-%d %H:%M'))
+    out.write_text(json.dumps(dict(meta=meta, results=res), indent=2))
+    print(f"\n{'side':<14}{'valid acc':>10}{'wall s':>9}{'train img/s':>13}")
+    for r in res: print(f"{r['side']:<14}{r['valid_acc']:>10.4f}{r['wall_seconds']:>9.0f}{(r.get('train_images_per_s') or 0):>13.1f}")
+
+if __name__ == '__main__': main()
