@@ -1,0 +1,45 @@
+# Two commands do all the set-up on a fresh machine:  `make run` (install + the main job) and `make test` (install + every test).
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= ../shared/data
+
+.PHONY: install run test check-nbs nbtest pytest readme bench-quick bench
+
+$(BIN)/leaf_fastai: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/leaf_fastai
+
+run: install
+	$(BIN)/leaf_fastai train --data $(DATA)/leaves-mini --size 96 --epochs 1 --out runs/mini
+	$(BIN)/leaf_fastai predict --run runs/mini --data $(DATA)/leaves-mini --tta 2 --out runs/mini/submission.csv
+
+# notebooks clean, package and README in sync with them
+check-nbs: install
+	$(BIN)/nbdev-clean
+	$(BIN)/nbdev-export
+	$(BIN)/python tools/readme.py
+	@git status --porcelain -- nbs leaf_fastai README.md | grep . && { echo "nbs/, leaf_fastai/ or README.md changed: run nbdev-clean, nbdev-export, python tools/readme.py and commit"; git diff --stat; exit 1; } || true
+
+nbtest: install
+	$(BIN)/nbdev-test --n-workers 2
+
+pytest: install
+	$(BIN)/pytest -q tests
+
+test: check-nbs nbtest pytest
+
+readme: install
+	$(BIN)/python tools/readme.py
+
+bench-quick: install
+	$(BIN)/python bench/b1_accuracy.py --quick
+	$(BIN)/python bench/b2_throughput.py
+
+bench: install
+	$(BIN)/python bench/b1_accuracy.py --sides plain,leaf,leaf1,fastai_frozen
+	$(BIN)/python bench/b2_throughput.py
+	$(BIN)/python bench/b3_scaling.py
