@@ -1,0 +1,40 @@
+"""B3: scaling with data size: time per epoch and peak memory at growing fractions of classify-leaves.
+
+Each fraction is a stratified subset of train.csv (training and validation images both scale), trained by
+`leaf_fastai train --epochs 1` in its own process: the warm-up's features pass, one unfrozen epoch (with its
+validation pass). Reported: seconds of each phase, seconds per 1,000 images, and the process's peak RSS.
+
+    python bench/b3_scaling.py [--fracs 0.125,0.25,0.5]
+"""
+import argparse, json, subprocess, sys, time
+from pathlib import Path
+from sklearn.model_selection import train_test_split
+from leaf_fastai.data import read_labels, split_leaves, save_split
+
+HERE = Path(__file__).parent
+DATA = HERE.parent.parent/'shared'/'data'/'classify-leaves'
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--data', default=str(DATA)); p.add_argument('--fracs', default='0.125,0.25,0.5')
+    a = p.parse_args()
+    full = split_leaves(read_labels(a.data), valid_pct=0.1, seed=42)
+    res = []
+    for frac in map(float, a.fracs.split(',')):
+        sdf = full if frac >= 1 else full.loc[sorted(train_test_split(full.index, train_size=frac, stratify=full.label, random_state=42)[0])]
+        split = HERE/'work'/f'b3_split_{frac}.csv'; save_split(sdf, split)
+        out = HERE/'work'/f'b3_{frac}'
+        t0 = time.time()
+        subprocess.run([str(Path(sys.executable).parent/'leaf_fastai'), 'train', '--data', a.data, '--split-file', str(split),
+                        '--epochs', '1', '--out', str(out), '--quiet'], check=True, capture_output=True)
+        m = json.loads((out/'metrics.json').read_text())
+        n = m['n_train'] + m['n_valid']
+        r = dict(frac=frac, n_images=n, n_train=m['n_train'], wall_s=time.time()-t0, warmup_s=m['warmup_s'], epoch_s=m['train_s'],
+                 s_per_1k_images=(m['warmup_s']+m['train_s'])/n*1000, peak_rss_mb=m['peak_rss_mb'], valid_acc=m['valid_acc'])
+        res.append(r); print(json.dumps(r), flush=True)
+    meta = dict(command=' '.join(['python']+sys.argv), date=time.strftime('%Y-%m-%d %H:%M'))
+    (HERE/'results'/'b3.json').write_text(json.dumps(dict(meta=meta, results=res), indent=2))
+    print(f"\n{'frac':>6}{'images':>8}{'warm-up s':>11}{'epoch s':>9}{'s/1k img':>10}{'peak RSS MB':>13}")
+    for r in res: print(f"{r['frac']:>6}{r['n_images']:>8}{r['warmup_s']:>11.0f}{r['epoch_s']:>9.0f}{r['s_per_1k_images']:>10.1f}{r['peak_rss_mb']:>13}")
+
+if __name__ == '__main__': main()
