@@ -135,7 +135,8 @@ def test_interrupt_and_resume(tmp_path):
     exe = str(venv) if venv.exists() else shutil.which("leaf_fastai")
     log = open(tmp_path/'stderr.txt', 'w')  # a file, not a pipe: a full pipe would block the run
     p = subprocess.Popen([exe, 'train', '--data', str(MINI), '--size', '64', '--epochs', '3', '--out', str(out), '--quiet'],
-                         stdout=subprocess.DEVNULL, stderr=log, text=True)
+                         stdout=subprocess.DEVNULL, stderr=log, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # background shells ignore SIGINT
     deadline = time.time() + 1200  # generous: CI machines can be busy
     while time.time() < deadline:
         st = out/'state.json'
