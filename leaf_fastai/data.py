@@ -18,7 +18,7 @@ from fastprogress.fastprogress import progress_bar
 __all__ = ['LeafError', 'LeafDataError', 'LeafWeightsError', 'LeafRunError', 'atomic_path', 'atomic_write', 'write_json',
            'check_files_exist', 'read_labels', 'read_folder', 'read_leaves', 'check_images', 'kfold_ids',
            'split_leaves', 'save_split', 'load_split', 'fingerprint', 'leaf_tfms', 'leaf_dls', 'read_test',
-           'test_items', 'leaf_stats', 'plot_class_counts']
+           'test_items', 'leaf_stats', 'plot_class_counts', 'probs_accuracy']
 
 # %% ../nbs/00_data.ipynb #d23e3f76
 class LeafError(Exception):
@@ -254,3 +254,9 @@ def plot_class_counts(counts, fn=None, title='Images per species'):
         with atomic_path(fn) as tmp: fig.savefig(tmp, dpi=100)
         plt.close(fig)
     return fig
+
+# %% ../nbs/00_data.ipynb #b4c1ac2b
+def probs_accuracy(probs, labels, classes) -> float:
+    "Accuracy of the most probable class in each row of `probs` (columns in `classes` order) against `labels`"
+    probs = probs[list(classes)].values if isinstance(probs, pd.DataFrame) else np.asarray(probs)
+    return float((np.array(classes)[probs.argmax(1)]==np.asarray(labels)).mean())

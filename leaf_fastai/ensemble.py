@@ -46,8 +46,6 @@ def check_members(members):
                                f"e.g. {', '.join(diff[:3]) or 'same names in another order'}). Ensemble only runs trained on the same label set.")
 
 # %% ../nbs/04_ensemble.ipynb #3736250c
-def _acc(p, labels, classes): return float((np.array(classes)[p.argmax(1)]==np.asarray(labels)).mean())
-
 def combine(probs:list, method='mean', weights=None) -> np.ndarray:
     "Combine a list of (n, classes) probability arrays"
     P = np.stack([np.asarray(p, dtype=np.float64) for p in probs])
@@ -69,7 +67,7 @@ def fit_weights(probs:list, labels, classes) -> np.ndarray:
 # %% ../nbs/04_ensemble.ipynb #29f1e2ab
 def ensemble_weights(members, method='mean'):
     "Per-member weights for `method` (`None` for mean and vote)"
-    if method=='weighted': return [_acc(m.valid[m.classes].values, m.valid.label, m.classes) for m in members]
+    if method=='weighted': return [probs_accuracy(m.valid[m.classes].values, m.valid.label, m.classes) for m in members]
     if method=='fit':
         common = _common(members)
         if not len(common): raise LeafRunError("--method fit needs out-of-fold predictions on the same images: pass `leaf_fastai cv` folders of the same data.")
@@ -86,9 +84,9 @@ def ensemble_report(members, method='mean', weights=None) -> pd.DataFrame:
     common = _common(members)
     if not len(common): return pd.DataFrame(columns=['member','valid_acc','n_images'])
     cls,labels = members[0].classes, members[0].valid.loc[common].label
-    rows = [(m.path.name, _acc(m.valid.loc[common, cls].values, labels, cls), len(common)) for m in members]
+    rows = [(m.path.name, probs_accuracy(m.valid.loc[common, cls].values, labels, cls), len(common)) for m in members]
     ens = combine([m.valid.loc[common, cls].values for m in members], method, weights)
-    rows.append((f'ensemble ({method})', _acc(ens, labels, cls), len(common)))
+    rows.append((f'ensemble ({method})', probs_accuracy(ens, labels, cls), len(common)))
     return pd.DataFrame(rows, columns=['member','valid_acc','n_images'])
 
 # %% ../nbs/04_ensemble.ipynb #44d61cee

@@ -167,7 +167,7 @@ def leaf_learner(dls, arch='tf_efficientnet_lite0', w:Weights|None=None, label_s
     if w.state_dict is not None:
         load_body(learn.model[0].model, w)
         learn.freeze()
-    learn.weights_source,learn.arch = w.source,arch
+    learn.weights_source,learn.arch,learn.ps = w.source,arch,ps
     return learn
 
 # %% ../nbs/01_models.ipynb #645d2290

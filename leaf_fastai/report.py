@@ -57,7 +57,7 @@ def report(run:str=None, # Run folder written by `leaf_fastai train`
         interp.plot_top_losses(n_losses, nrows=int(np.ceil(np.sqrt(n_losses))))
         _save(plt.gcf(), out/'top_losses.png')
     with atomic_path(out/'per_class_accuracy.csv') as tmp: per_class.rename('accuracy').rename_axis('label').to_csv(tmp)
-    print(f"validation accuracy {(np.array(classes)[pdf[classes].values.argmax(1)]==pdf.label.values).mean():.4f} on {len(pdf)} images")
+    print(f"validation accuracy {probs_accuracy(pdf, pdf.label, classes):.4f} on {len(pdf)} images")
     print(f"weakest species:\n{per_class.head(n_worst).to_string(float_format='%.3f')}")
     if 'most_confused' in res: print("most confused (actual, predicted, count):\n" + '\n'.join(f'  {a} -> {p}: {n}' for a,p,n in res['most_confused']))
     return res

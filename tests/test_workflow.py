@@ -1,4 +1,4 @@
-"End to end through the CLI on the real leaves-mini data: train, predict, TTA, report, ensemble, cv, stats"
+"End to end through the CLI on the real leaves-mini data: train, predict, TTA, report, ensemble, cv, stats, launchers"
 import json, time
 import pandas as pd
 from PIL import Image
@@ -89,3 +89,18 @@ def test_stats_on_full_data(tmp_path):
     assert time.time() - t0 < 60
     assert '14673 labelled images, 3680 test images, 176 species' in r.stdout
     with Image.open(tmp_path/'counts.png') as im: im.verify()
+
+def test_two_processes_with_torchrun(tmp_path):
+    "Data-parallel training: `torchrun --nproc_per_node 2 -m leaf_fastai.cli train` on CPU (gloo); the first process writes the run"
+    import subprocess, sys
+    from pathlib import Path
+    out = tmp_path/'ddp'
+    torchrun = Path(sys.executable).parent/'torchrun'
+    r = subprocess.run([str(torchrun), '--nproc_per_node', '2', '-m', 'leaf_fastai.cli', 'train', '--data', str(MINI), '--size', '64',
+                        '--valid-pct', '0.2', '--out', str(out), '--quiet'], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out/'metrics.json').read_text())
+    assert m['processes'] == 2
+    assert m['valid_acc'] >= 0.6  # 60 validation images, 10 species (chance 0.1)
+    assert r.stdout.count('head warm-up:') == 2  # each process warmed up the head on its own feature cache
+    assert 'fine_tune' in set(pd.read_csv(out/'history.csv').phase)  # then one data-parallel epoch
