@@ -4,7 +4,7 @@ Each fraction is a stratified subset of train.csv (training and validation image
 `leaf_fastai train --epochs 1` in its own process: the warm-up's features pass, one unfrozen epoch (with its
 validation pass). Reported: seconds of each phase, seconds per 1,000 images, and the process's peak RSS.
 
-    python bench/b3_scaling.py [--fracs 0.125,0.25,0.5]
+    python bench/b3_scaling.py [--fracs 0.25,0.5,1.0]
 """
 import argparse, json, subprocess, sys, time
 from pathlib import Path
@@ -16,7 +16,7 @@ DATA = HERE.parent.parent/'shared'/'data'/'classify-leaves'
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--data', default=str(DATA)); p.add_argument('--fracs', default='0.125,0.25,0.5')
+    p.add_argument('--data', default=str(DATA)); p.add_argument('--fracs', default="0.25,0.5,1.0")
     a = p.parse_args()
     full = split_leaves(read_labels(a.data), valid_pct=0.1, seed=42)
     res = []
