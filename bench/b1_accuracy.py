@@ -2,10 +2,11 @@
 
 Both sides: classify-leaves train.csv, the same stratified 10% validation split (seed 42, saved to
 bench/work/split.csv and read by both), tf_efficientnet_lite0 with its ImageNet weights, 128 px, batch 32.
-The plain loop trains 3 epochs; leaf_fastai spends one pass over the data on its features warm-up and
-`--leaf-epochs` (default 2) unfrozen epochs, so both see the training images 3 times.
+The plain loop trains 3 epochs. leaf_fastai spends one pass over the data on its features warm-up, then: side `leaf`
+trains `--epochs`-1 = 2 unfrozen epochs (3 passes, as the plain loop), side `leaf1` 1 epoch (the default of `train`),
+side `fastai_frozen` runs fastai's frozen epoch of `fine_tune` with fastai's defaults.
 
-    python bench/b1_accuracy.py            # full: 13,205 train / 1,468 valid images
+    python bench/b1_accuracy.py --sides plain,leaf,leaf1,fastai_frozen   # full: 13,206 train / 1,467 valid images
     python bench/b1_accuracy.py --quick    # 25% of the training images (all validation images)
 """
 import argparse, json, sys, time, platform
@@ -49,7 +50,7 @@ def main():
     p.add_argument('--data', default=str(DATA)); p.add_argument('--quick', action='store_true')
     p.add_argument('--epochs', type=int, default=3, help='passes over the training data, each side')
     p.add_argument('--size', type=int, default=128); p.add_argument('--bs', type=int, default=32)
-    p.add_argument('--sides', default='plain,leaf', help='comma list of: plain, leaf, leaf1 (warm-up + 1 epoch), fastai_frozen')
+    p.add_argument('--sides', default='plain,leaf,leaf1', help='comma list of: plain, leaf (warm-up + 2 epochs), leaf1 (warm-up + 1 epoch: the default), fastai_frozen')
     a = p.parse_args()
     frac = 0.25 if a.quick else 1.0
     split_file, sdf = make_split(a.data, frac)
