@@ -337,7 +337,7 @@ def model_meta(learn, arch, size, mean, std) -> dict:
     head = learn.model[1]
     lin = [m for m in head if isinstance(m, nn.Linear)]
     return dict(arch=arch, classes=list(map(str, learn.dls.vocab)), size=size, mean=list(mean), std=list(std),
-                lin_ftrs=[m.out_features for m in lin[:-1]], ps=getattr(learn, 'ps', 0.5), format='leaf_fastai/1')
+                lin_ftrs=[m.out_features for m in lin[:-1]], ps=learn.ps, format='leaf_fastai/1')
 
 # %% ../nbs/02_train.ipynb #60a2ff53
 def valid_probs(learn) -> pd.DataFrame:
@@ -390,7 +390,7 @@ def save_run(learn, out, opts, w):
     acc = probs_accuracy(pdf, pdf.label, classes)
     import resource
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
-    write_json(dict(valid_acc=acc, n_train=int((~learn.sdf.is_valid).sum()), n_valid=len(pdf), **learn.timings, peak_rss_mb=round(peak_mb), processes=getattr(learn, 'n_processes', 1),
+    write_json(dict(valid_acc=acc, n_train=int((~learn.sdf.is_valid).sum()), n_valid=len(pdf), **learn.timings, peak_rss_mb=round(peak_mb), processes=learn.n_processes,
                     per_class=per_class_accuracy(pdf, classes).round(4).to_dict()), out/'metrics.json')
     write_json(dict(options=opts, weights_source=w.source, mean=list(w.mean), std=list(w.std), versions=_versions(),
                     data_fingerprint=fingerprint(learn.sdf), command=' '.join(sys.argv)), out/'config.json')
