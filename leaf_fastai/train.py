@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #873736a6
 from __future__ import annotations
-import time, json, sys, os, platform, signal
+import time, json, sys, os, platform, signal, threading
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm, fastai
 from torch import nn
@@ -273,7 +273,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
     t0 = time.time()
     if epochs:
         if start and start>=epochs: raise LeafRunError(f"{out} already finished its {epochs} epochs; nothing to resume.")
-        _fit_interruptible(learn, out, lambda: learn.fit_one_cycle(epochs, slice(lr/lr_mult, lr), cbs=cbs, start_epoch=start))
+        _fit_interruptible(learn, out, lambda cc: learn.fit_one_cycle(epochs, slice(lr/lr_mult, lr), cbs=cbs+[cc], start_epoch=start))
     learn.timings['train_s'] = time.time()-t0
     learn.n_processes = max(1, num_distrib())
     if torch.distributed.is_initialized():  # from here each process works alone, and only the first writes the run
@@ -300,15 +300,30 @@ def _cpu_ddp():
         return dl if isinstance(dl, DistributedDL) else DistributedDL(dl, device=next(self.learn.model.parameters()).device)
     DistributedDL._broadcast,DistributedTrainer._wrap_dl = _broadcast,_wrap_dl
 
+class _CtrlC(Callback):
+    "A first ^C stops the fit at the next batch boundary (a signal can otherwise land in a DataLoader fork and be lost); a second stops at once"
+    def __init__(self): self.hit,self.old = False,None
+    def _handler(self, sig, frame):
+        if self.hit: raise KeyboardInterrupt
+        self.hit = True
+    def before_fit(self):
+        if threading.current_thread() is threading.main_thread(): self.old = signal.signal(signal.SIGINT, self._handler)
+    def after_batch(self):
+        if self.hit: raise KeyboardInterrupt
+    def after_fit(self):
+        if self.old is not None: signal.signal(signal.SIGINT, self.old); self.old = None
+
 def _fit_interruptible(learn, out, fit):
     if num_distrib()>1: import fastai.distributed  # under `torchrun`/`accelerate launch`; needs the accelerate package
     cuda = torch.cuda.is_available()
     ctx = learn.distrib_ctx(sync_bn=cuda, cpu=not cuda) if num_distrib()>1 else contextlib.nullcontext()
+    cc = _CtrlC()
     try:
-        with ctx: fit()
+        with ctx: fit(cc)
     except KeyboardInterrupt:
         raise LeafRunError(f"Interrupted. The last finished epoch is saved in {out}/checkpoints/last.pth; "
                            f"continue with: leaf_fastai train --resume {out}") from None
+    finally: cc.after_fit()  # fastai skips `after_fit` when an exception leaves the fit
 
 # %% ../nbs/02_train.ipynb #df9a8e74
 def _resume(run_dir):
