@@ -4,10 +4,12 @@ Both sides: classify-leaves train.csv, the same stratified 10% validation split 
 bench/work/split.csv and read by both), tf_efficientnet_lite0 with its ImageNet weights, 128 px, batch 32.
 The plain loop trains 3 epochs. leaf_fastai spends one pass over the data on its features warm-up, then: side `leaf`
 trains `--epochs`-1 = 2 unfrozen epochs (3 passes, as the plain loop), side `leaf1` 1 epoch (the default of `train`),
+side `leaf1_frac` is `leaf1` with a features warm-up on a stratified `--warmup-frac` of the training images,
 side `fastai_frozen` runs fastai's frozen epoch of `fine_tune` with fastai's defaults.
 
     python bench/b1_accuracy.py --sides plain,leaf,leaf1,fastai_frozen   # full: 13,206 train / 1,467 valid images
     python bench/b1_accuracy.py --quick    # 25% of the training images (all validation images)
+    python bench/b1_accuracy.py --sides fastai_frozen,leaf1,leaf1_frac --warmup-frac 0.25 --out b1_warmup.json
 """
 import argparse, json, sys, time, platform
 from pathlib import Path
@@ -50,7 +52,9 @@ def main():
     p.add_argument('--data', default=str(DATA)); p.add_argument('--quick', action='store_true')
     p.add_argument('--epochs', type=int, default=3, help='passes over the training data, each side')
     p.add_argument('--size', type=int, default=128); p.add_argument('--bs', type=int, default=32)
-    p.add_argument('--sides', default='plain,leaf,leaf1', help='comma list of: plain, leaf (warm-up + 2 epochs), leaf1 (warm-up + 1 epoch: the default), fastai_frozen')
+    p.add_argument('--sides', default='plain,leaf,leaf1', help='comma list of: plain, leaf (warm-up + 2 epochs), leaf1 (warm-up + 1 epoch: the default), leaf1_frac, fastai_frozen')
+    p.add_argument('--warmup-frac', type=float, default=0.25, help='fraction of the training images in the warm-up of side leaf1_frac')
+    p.add_argument('--out', default=None, help='results file name under bench/results (default b1.json, b1_quick.json)')
     a = p.parse_args()
     frac = 0.25 if a.quick else 1.0
     split_file, sdf = make_split(a.data, frac)
@@ -61,15 +65,17 @@ def main():
         if side=='plain': r = plain_loop.run(data=a.data, split_file=str(split_file), epochs=a.epochs, size=a.size, bs=a.bs)
         elif side=='leaf': r = run_leaf('leaf', a.data, split_file, epochs=a.epochs-1, size=a.size, bs=a.bs)
         elif side=='leaf1': r = run_leaf('leaf1', a.data, split_file, epochs=1, size=a.size, bs=a.bs)
+        elif side=='leaf1_frac': r = run_leaf('leaf1_frac', a.data, split_file, epochs=1, warmup_frac=a.warmup_frac, size=a.size, bs=a.bs)
         elif side=='fastai_frozen':  # fastai's frozen epoch of fine_tune, with its defaults (base_lr 2e-3, standard augmentation)
             r = run_leaf('fastai_frozen', a.data, split_file, warmup='epochs', freeze_epochs=1, epochs=0, lr=2e-3, aug='standard', bn_eval=False, size=a.size, bs=a.bs)
         r['wall_seconds'] = time.time()-t0
         res.append(r)
         print(json.dumps({k:v for k,v in r.items() if k not in ('per_epoch','history','options')}), flush=True)
-    out = HERE/'results'/f"b1{'_quick' if a.quick else ''}.json"
+    out = HERE/'results'/(a.out or f"b1{'_quick' if a.quick else ''}.json")
     meta = dict(command=' '.join(['python']+sys.argv), machine=f"{platform.processor() or platform.machine()}, 2 cores", date=time.strftime('%Y-%m-%d %H:%M'))
     out.write_text(json.dumps(dict(meta=meta, results=res), indent=2))
-    print(f"\n{'side':<14}{'valid acc':>10}{'wall s':>9}{'train img/s':>13}")
-    for r in res: print(f"{r['side']:<14}{r['valid_acc']:>10.4f}{r['wall_seconds']:>9.0f}{(r.get('train_images_per_s') or 0):>13.1f}")
+    print(f"\n{'side':<14}{'valid acc':>10}{'wall s':>9}{'train img/s':>13}{'warm-up s':>11}{'warm-up acc':>13}")
+    for r in res: print(f"{r['side']:<14}{r['valid_acc']:>10.4f}{r['wall_seconds']:>9.0f}{(r.get('train_images_per_s') or 0):>13.1f}"
+                        f"{(r.get('warmup_seconds') or 0):>11.1f}{(r.get('warmup_acc') or 0):>13.4f}")
 
 if __name__ == '__main__': main()

@@ -4,18 +4,20 @@
 
 # %% ../nbs/01_models.ipynb #d973f571
 from __future__ import annotations
-import os, json, socket, importlib, difflib
+import os, json, socket, importlib, difflib, copy
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch, timm
 from torch import nn
 from timm.models import get_pretrained_cfg
+from timm.layers import BatchNormAct2d
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 from fastai.vision.all import vision_learner, Learner, accuracy, LabelSmoothingCrossEntropyFlat, imagenet_stats
 from .data import LeafError, LeafWeightsError
 
 # %% auto #0
 __all__ = ['load_state_file', 'package_weights', 'remap_in_order', 'Weights', 'check_arch', 'find_weights', 'load_body',
-           'leaf_learner', 'pooled_features']
+           'leaf_learner', 'pooled_features', 'fold_bn']
 
 # %% ../nbs/01_models.ipynb #30f7b329
 _wrappers = 'state_dict', 'model', 'model_state_dict', 'state_dict_ema', 'module'
@@ -180,3 +182,20 @@ def pooled_features(body:nn.Module, dl) -> tuple:
         f = body(xb)
         fs.append(f.mean((2,3)) if f.ndim==4 else f); ys.append(yb)
     return torch.cat(fs).float().numpy(), torch.cat(ys).numpy()
+
+# %% ../nbs/01_models.ipynb #f2c318dc
+def fold_bn(model:nn.Module, x=None, tol=1e-3) -> nn.Module:
+    "An eval-mode copy of `model` with each BatchNorm that follows a convolution folded into it (`model` itself if `x` shows a change)"
+    m = copy.deepcopy(model).eval()
+    for parent in list(m.modules()):
+        prev = None
+        for name,child in list(parent.named_children()):
+            conv = prev[-1] if isinstance(prev, nn.Sequential) and len(prev) else prev
+            if type(child) in (nn.BatchNorm2d, BatchNormAct2d) and child.track_running_stats and isinstance(conv, nn.Conv2d):
+                conv.weight,conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, child.running_mean, child.running_var,
+                                                             child.eps, child.weight, child.bias)
+                setattr(parent, name, nn.Sequential(child.drop, child.act) if isinstance(child, BatchNormAct2d) else nn.Identity())
+            prev = child
+    if x is None: return m
+    with torch.no_grad(): a,b = model.eval()(x), m(x)
+    return m if (a-b).abs().max() <= tol*(1+a.abs().max()) else model

@@ -18,8 +18,8 @@ from .models import *
 
 # %% auto #0
 __all__ = ['BnEval', 'body_groups', 'FreezeGroups', 'PlainTensors', 'EMA', 'RunCheckpoint', 'SaveBest', 'EarlyStop', 'history_df',
-           'write_history', 'head_inputs', 'TensorBatches', 'head_warmup', 'CpuBf16', 'train', 'run_lr_find',
-           'model_meta', 'valid_probs', 'per_class_accuracy', 'plot_curves', 'save_run', 'cv']
+           'write_history', 'head_inputs', 'TensorBatches', 'subsample', 'head_warmup', 'CpuBf16', 'train',
+           'run_lr_find', 'model_meta', 'valid_probs', 'per_class_accuracy', 'plot_curves', 'save_run', 'cv']
 
 # %% ../nbs/02_train.ipynb #a50ba368
 class BnEval(Callback):
@@ -122,13 +122,14 @@ def write_history(learn, run_dir, phase='fine_tune', prior=None, epoch0=0):
 # %% ../nbs/02_train.ipynb #2fea2f01
 @torch.no_grad()
 def head_inputs(learn, dl, quiet=False) -> tuple:
-    "Pooled features of the frozen body over `dl` (what the head's linear part sees), and the targets"
+    "Pooled features of the frozen body (BatchNorm folded) over `dl` (what the head's linear part sees), and the targets"
     body,pool = learn.model[0], learn.model[1][:2]
     learn.model.eval()
-    fs,ys = [],[]
+    fs,ys,fast = [],[],None
     for xb,yb in progress_bar(dl, leave=False, display=not quiet):
         xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
-        fs.append(pool(body(xb)).float()); ys.append(yb.as_subclass(torch.Tensor))
+        if fast is None: fast = fold_bn(body, xb[:4]).to(memory_format=torch.channels_last)
+        fs.append(pool(fast(xb)).float()); ys.append(yb.as_subclass(torch.Tensor))
     return torch.cat(fs), torch.cat(ys)
 
 # %% ../nbs/02_train.ipynb #598ed85a
@@ -144,14 +145,22 @@ class TensorBatches:
             yield self.x[j], self.y[j]
     def to_detach(self, b, cpu=True, gather=True): return to_detach(b, cpu, gather=False)  # each process holds all of its cache
 
+# %% ../nbs/02_train.ipynb #89ffd977
+def subsample(df, frac, seed=42, label_col='label') -> pd.DataFrame:
+    "A stratified `frac` of the rows of `df`, at least one per label, in their original order"
+    if not 0<frac<=1: raise LeafError(f"--warmup-frac {frac}: use a fraction in (0, 1].")
+    rng = np.random.default_rng(seed)
+    keep = [rng.choice(ix, max(1, round(len(ix)*frac)), replace=False) for ix in df.groupby(label_col).indices.values()]
+    return df.iloc[np.sort(np.concatenate(keep))]
+
 # %% ../nbs/02_train.ipynb #056c7313
-def head_warmup(learn, epochs=15, lr=1e-2, bs=256, views=1, quiet=False) -> Learner:
-    "Train `learn`'s head on cached body features; returns the head's own `Learner` (its recorder has the curves)"
+def head_warmup(learn, epochs=15, lr=1e-2, bs=256, views=1, frac=1., seed=42, quiet=False) -> Learner:
+    "Train `learn`'s head on cached body features of (a stratified `frac` of) the training images; returns the head's own `Learner`"
     dls = learn.dls
-    plain = dls.valid.new(dls.train.dataset, shuffle=False, drop_last=False)
-    xt,yt = head_inputs(learn, plain, quiet)
+    ds = dls.test_dl(subsample(dls.train.items, frac, seed), with_labels=True).dataset if frac<1 else dls.train.dataset
+    xt,yt = head_inputs(learn, dls.valid.new(ds, shuffle=False, drop_last=False), quiet)
     for _ in range(views-1):
-        x2,y2 = head_inputs(learn, dls.train.new(shuffle=False, drop_last=False), quiet)
+        x2,y2 = head_inputs(learn, dls.train.new(ds, shuffle=False, drop_last=False), quiet)
         xt,yt = torch.cat([xt,x2]), torch.cat([yt,y2])
     xv,yv = head_inputs(learn, dls.valid, quiet)
     fdls = DataLoaders(TensorBatches(xt, yt, min(bs, len(xt)//2), shuffle=True), TensorBatches(xv, yv, 1024))
@@ -196,6 +205,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
           head_lr:float=1e-2, # Learning rate of the head warm-up
           ps:float=0.1, # Dropout of fastai's head (its `ps`)
           views:int=1, # Passes over the training images for the feature cache (>1 adds augmented views)
+          warmup_frac:float=1., # Stratified fraction of the training images the features warm-up uses (faster; the unfrozen epochs see all)
           freeze_epochs:int=1, # Frozen epochs with warmup='epochs'
           label_smoothing:float=0.1, # Label smoothing of the cross-entropy (0 for none)
           wd:float=0.01, # Weight decay (AdamW)
@@ -230,6 +240,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
     opts = {k:(str(v) if isinstance(v, Path) else v) for k,v in locals().items() if k not in ('kwargs','resuming')}
     t_start,out,data = time.time(),Path(out),Path(data)
     if warmup not in ('features','epochs','none'): raise LeafError(f"--warmup {warmup!r}: use features, epochs or none.")
+    if not 0<warmup_frac<=1: raise LeafError(f"--warmup-frac {warmup_frac}: use a fraction in (0, 1].")
     _init_distrib()
     set_seed(seed, reproducible=True)
     sdf = load_split(split_file) if split_file else split_leaves(read_leaves(data, image_col=image_col, label_col=label_col), valid_pct, seed, n_folds, fold)
@@ -247,15 +258,15 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
     if state:  # the warm-up (and finished epochs, with the optimizer's state) are in the checkpoint
         learn.unfreeze(); learn.load(out/'checkpoints'/'last', with_opt=bool(start))
     elif warmup=='features' and w.state_dict is not None:
-        hl = head_warmup(learn, head_epochs, head_lr, views=views, quiet=quiet)
+        hl = head_warmup(learn, head_epochs, head_lr, views=views, frac=warmup_frac, seed=seed, quiet=quiet)
         prior,best = history_df(hl, 'head_warmup'),hl.recorder.values[-1][2]
         for f in ('last','best'):
             with atomic_path(out/'checkpoints'/f'{f}.pth') as tmp: learn.save(tmp.with_suffix(''), with_opt=False)
         write_json(dict(phase='head_warmup', epochs_done=0, n_epoch=epochs), out/'state.json')
-    learn.timings['warmup_s'] = time.time()-t0
     if warmup=='epochs' and not state:
         learn.freeze(); learn.fit_one_cycle(freeze_epochs, slice(lr), pct_start=0.99)
         prior = history_df(learn, 'frozen')
+    learn.timings['warmup_s'] = time.time()-t0
     if resuming and (out/'history.csv').exists(): prior = pd.read_csv(out/'history.csv').query("phase!='fine_tune' or epoch<@start")
     learn.unfreeze()
     if lr=='auto':
