@@ -13,6 +13,7 @@ from fastai.vision.learner import create_timm_model
 from .data import *
 from .data import _err
 from .train import PlainTensors
+from .models import fold_bn
 
 # %% auto #0
 __all__ = ['read_meta', 'load_run', 'predict_probs', 'top_k', 'write_submission', 'predict']
@@ -66,8 +67,12 @@ def load_run(run_dir, trust_pickle=False, bs=64, num_workers=None) -> Learner:
 def predict_probs(learn, items, tta=0) -> pd.DataFrame:
     "Class probabilities of `items` (in order) as a table with an `image` column"
     dl = learn.dls.test_dl(items, bs=learn.dls.bs)
-    with learn.no_bar(), learn.no_logging():
-        probs = learn.tta(dl=dl, n=tta)[0] if tta else learn.get_preds(dl=dl)[0]
+    body = learn.model[0]
+    learn.model[0] = fold_bn(body, torch.randn(2, 3, 64, 64, device=next(body.parameters()).device)).to(memory_format=torch.channels_last)
+    try:
+        with learn.no_bar(), learn.no_logging():
+            probs = learn.tta(dl=dl, n=tta)[0] if tta else learn.get_preds(dl=dl)[0]
+    finally: learn.model[0] = body
     return pd.DataFrame(probs.numpy(), columns=learn.meta['classes'])
 
 # %% ../nbs/03_predict.ipynb #425fec02

@@ -74,6 +74,10 @@ def test_class_too_small_for_folds(tmp_path):
     df.drop_duplicates('image', keep='last').to_csv(d/'train.csv', index=False)
     fails_with(cli('cv', '--data', d, '--n-folds', 5, '--out', tmp_path/'cv', '--quiet'), "'lonely_species' (1)", 'fewer folds')
 
+def test_bad_warmup_frac(tmp_path):
+    fails_with(train(MINI, tmp_path/'run', '--warmup-frac', 0), '--warmup-frac', '(0, 1]')
+    assert not (tmp_path/'run').exists()
+
 def test_unknown_arch(tmp_path):
     fails_with(train(MINI, tmp_path/'run', '--arch', 'resnet50dd'), "Unknown --arch 'resnet50dd'", 'resnet50d')
 
