@@ -5,11 +5,13 @@ bench/work/split.csv and read by both), tf_efficientnet_lite0 with its ImageNet 
 The plain loop trains 3 epochs. leaf_fastai spends one pass over the data on its features warm-up, then: side `leaf`
 trains `--epochs`-1 = 2 unfrozen epochs (3 passes, as the plain loop), side `leaf1` 1 epoch (the default of `train`),
 side `leaf1_frac` is `leaf1` with a features warm-up on a stratified `--warmup-frac` of the training images,
+side `leaf1_final` is `leaf1` with its unfrozen epoch (and validation) at `--final-size` px (progressive resizing),
 side `fastai_frozen` runs fastai's frozen epoch of `fine_tune` with fastai's defaults.
 
     python bench/b1_accuracy.py --sides plain,leaf,leaf1,fastai_frozen   # full: 13,206 train / 1,467 valid images
     python bench/b1_accuracy.py --quick    # 25% of the training images (all validation images)
     python bench/b1_accuracy.py --sides fastai_frozen,leaf1,leaf1_frac --warmup-frac 0.25 --out b1_warmup.json
+    python bench/b1_accuracy.py --sides leaf1_final --final-size 160 --out b1_final160.json
 """
 import argparse, json, sys, time, platform
 from pathlib import Path
@@ -52,8 +54,9 @@ def main():
     p.add_argument('--data', default=str(DATA)); p.add_argument('--quick', action='store_true')
     p.add_argument('--epochs', type=int, default=3, help='passes over the training data, each side')
     p.add_argument('--size', type=int, default=128); p.add_argument('--bs', type=int, default=32)
-    p.add_argument('--sides', default='plain,leaf,leaf1', help='comma list of: plain, leaf (warm-up + 2 epochs), leaf1 (warm-up + 1 epoch: the default), leaf1_frac, fastai_frozen')
+    p.add_argument('--sides', default='plain,leaf,leaf1', help='comma list of: plain, leaf (warm-up + 2 epochs), leaf1 (warm-up + 1 epoch: the default), leaf1_frac, leaf1_final, fastai_frozen')
     p.add_argument('--warmup-frac', type=float, default=0.25, help='fraction of the training images in the warm-up of side leaf1_frac')
+    p.add_argument('--final-size', type=int, default=160, help='image size of the unfrozen epoch of side leaf1_final')
     p.add_argument('--out', default=None, help='results file name under bench/results (default b1.json, b1_quick.json)')
     a = p.parse_args()
     frac = 0.25 if a.quick else 1.0
@@ -65,6 +68,7 @@ def main():
         if side=='plain': r = plain_loop.run(data=a.data, split_file=str(split_file), epochs=a.epochs, size=a.size, bs=a.bs)
         elif side=='leaf': r = run_leaf('leaf', a.data, split_file, epochs=a.epochs-1, size=a.size, bs=a.bs)
         elif side=='leaf1': r = run_leaf('leaf1', a.data, split_file, epochs=1, size=a.size, bs=a.bs)
+        elif side=='leaf1_final': r = run_leaf('leaf1_final', a.data, split_file, epochs=1, final_size=a.final_size, size=a.size, bs=a.bs)
         elif side=='leaf1_frac': r = run_leaf('leaf1_frac', a.data, split_file, epochs=1, warmup_frac=a.warmup_frac, size=a.size, bs=a.bs)
         elif side=='fastai_frozen':  # fastai's frozen epoch of fine_tune, with its defaults (base_lr 2e-3, standard augmentation)
             r = run_leaf('fastai_frozen', a.data, split_file, warmup='epochs', freeze_epochs=1, epochs=0, lr=2e-3, aug='standard', bn_eval=False, size=a.size, bs=a.bs)

@@ -17,9 +17,10 @@ from .data import *
 from .models import *
 
 # %% auto #0
-__all__ = ['BnEval', 'body_groups', 'FreezeGroups', 'PlainTensors', 'EMA', 'RunCheckpoint', 'SaveBest', 'EarlyStop', 'history_df',
-           'write_history', 'head_inputs', 'TensorBatches', 'subsample', 'head_warmup', 'CpuBf16', 'train',
-           'run_lr_find', 'model_meta', 'valid_probs', 'per_class_accuracy', 'plot_curves', 'save_run', 'cv']
+__all__ = ['BnEval', 'body_groups', 'FreezeGroups', 'ProgressiveResize', 'PlainTensors', 'EMA', 'RunCheckpoint', 'SaveBest',
+           'EarlyStop', 'history_df', 'write_history', 'head_inputs', 'TensorBatches', 'subsample', 'head_warmup',
+           'CpuBf16', 'train', 'run_lr_find', 'model_meta', 'valid_probs', 'per_class_accuracy', 'plot_curves',
+           'save_run', 'cv']
 
 # %% ../nbs/02_train.ipynb #a50ba368
 class BnEval(Callback):
@@ -47,6 +48,13 @@ class FreezeGroups(Callback):
         for p in self.frozen: p.requires_grad_(False)
     def after_fit(self):
         for p in self.frozen: p.requires_grad_(True)
+
+# %% ../nbs/02_train.ipynb #042c2a13
+class ProgressiveResize(Callback):
+    "From epoch `at` on, train and validate on `dls`: the same split at a larger image size (progressive resizing)"
+    def __init__(self, dls, at): self.big,self.at = dls,at
+    def before_epoch(self):
+        if self.epoch>=self.at: self.learn.dls = self.big
 
 # %% ../nbs/02_train.ipynb #316c9347
 class PlainTensors(Callback):
@@ -121,16 +129,21 @@ def write_history(learn, run_dir, phase='fine_tune', prior=None, epoch0=0):
 
 # %% ../nbs/02_train.ipynb #2fea2f01
 @torch.no_grad()
-def head_inputs(learn, dl, quiet=False) -> tuple:
-    "Pooled features of the frozen body (BatchNorm folded) over `dl` (what the head's linear part sees), and the targets"
+def head_inputs(learn, dl, quiet=False, cache=None) -> tuple:
+    "Pooled features of the frozen body (BatchNorm folded) over `dl` (in memory, or in the .npy file `cache`), and the targets"
     body,pool = learn.model[0], learn.model[1][:2]
     learn.model.eval()
-    fs,ys,fast = [],[],None
+    fs,ys,fast,i = [],[],None,0
     for xb,yb in progress_bar(dl, leave=False, display=not quiet):
         xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
         if fast is None: fast = fold_bn(body, xb[:4]).to(memory_format=torch.channels_last)
-        fs.append(pool(fast(xb)).float()); ys.append(yb.as_subclass(torch.Tensor))
-    return torch.cat(fs), torch.cat(ys)
+        f = pool(fast(xb)).float()
+        if cache is None: fs.append(f)
+        else:
+            if not i: fs = np.lib.format.open_memmap(cache, 'w+', np.float32, (len(dl.dataset), f.shape[1]))
+            fs[i:i+len(f)] = f.numpy(); i += len(f)
+        ys.append(yb.as_subclass(torch.Tensor))
+    return (torch.cat(fs) if cache is None else torch.from_numpy(fs)), torch.cat(ys)
 
 # %% ../nbs/02_train.ipynb #598ed85a
 class TensorBatches:
@@ -154,11 +167,20 @@ def subsample(df, frac, seed=42, label_col='label') -> pd.DataFrame:
     return df.iloc[np.sort(np.concatenate(keep))]
 
 # %% ../nbs/02_train.ipynb #056c7313
-def head_warmup(learn, epochs=15, lr=1e-2, bs=256, views=1, frac=1., seed=42, quiet=False) -> Learner:
+def head_warmup(learn, epochs=15, lr=1e-2, bs=256, views=1, frac=1., seed=42, cache_dir=None, quiet=False) -> Learner:
     "Train `learn`'s head on cached body features of (a stratified `frac` of) the training images; returns the head's own `Learner`"
+    if cache_dir and views>1: raise LeafError("--cache disk keeps one view of the images: use it with --views 1.")
     dls = learn.dls
     ds = dls.test_dl(subsample(dls.train.items, frac, seed), with_labels=True).dataset if frac<1 else dls.train.dataset
-    xt,yt = head_inputs(learn, dls.valid.new(ds, shuffle=False, drop_last=False), quiet)
+    cache = Path(cache_dir)/f'features{rank_distrib()}.npy' if cache_dir else None
+    if cache: cache.parent.mkdir(parents=True, exist_ok=True)
+    try: return _fit_head(learn, ds, epochs, lr, bs, views, cache, quiet)
+    finally:
+        if cache: cache.unlink(missing_ok=True)  # a mapped file may be unlinked: the head is trained by now
+
+def _fit_head(learn, ds, epochs, lr, bs, views, cache, quiet):
+    dls = learn.dls
+    xt,yt = head_inputs(learn, dls.valid.new(ds, shuffle=False, drop_last=False), quiet, cache)
     for _ in range(views-1):
         x2,y2 = head_inputs(learn, dls.train.new(ds, shuffle=False, drop_last=False), quiet)
         xt,yt = torch.cat([xt,x2]), torch.cat([yt,y2])
@@ -197,6 +219,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
           arch:str='tf_efficientnet_lite0', # Any timm model name
           size:int=128, # Image size for training and validation
           bs:int=32, # Batch size
+          final_size:int=None, # Image size of the last unfrozen epoch (progressive resizing; default: `size`)
           epochs:int=1, # Unfrozen epochs after the warm-up (2: more accurate, 1.6x the time; see BENCHMARKS.md)
           lr:float|str=1e-3, # Peak learning rate of the head; the body gets lr/lr_mult. 'auto': lr_find's suggestion
           lr_mult:float=10, # How much lower the body's learning rate is than the head's
@@ -206,6 +229,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
           ps:float=0.1, # Dropout of fastai's head (its `ps`)
           views:int=1, # Passes over the training images for the feature cache (>1 adds augmented views)
           warmup_frac:float=1., # Stratified fraction of the training images the features warm-up uses (faster; the unfrozen epochs see all)
+          cache:str='memory', # Where the warm-up keeps its features: 'memory', or 'disk' (a file in the run folder while it runs) for large sets
           freeze_epochs:int=1, # Frozen epochs with warmup='epochs'
           label_smoothing:float=0.1, # Label smoothing of the cross-entropy (0 for none)
           wd:float=0.01, # Weight decay (AdamW)
@@ -241,6 +265,8 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
     t_start,out,data = time.time(),Path(out),Path(data)
     if warmup not in ('features','epochs','none'): raise LeafError(f"--warmup {warmup!r}: use features, epochs or none.")
     if not 0<warmup_frac<=1: raise LeafError(f"--warmup-frac {warmup_frac}: use a fraction in (0, 1].")
+    if cache not in ('memory','disk'): raise LeafError(f"--cache {cache!r}: use memory or disk.")
+    if cache=='disk' and views>1: raise LeafError("--cache disk keeps one view of the images: use it with --views 1.")
     _init_distrib()
     set_seed(seed, reproducible=True)
     sdf = load_split(split_file) if split_file else split_leaves(read_leaves(data, image_col=image_col, label_col=label_col), valid_pct, seed, n_folds, fold)
@@ -258,7 +284,8 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
     if state:  # the warm-up (and finished epochs, with the optimizer's state) are in the checkpoint
         learn.unfreeze(); learn.load(out/'checkpoints'/'last', with_opt=bool(start))
     elif warmup=='features' and w.state_dict is not None:
-        hl = head_warmup(learn, head_epochs, head_lr, views=views, frac=warmup_frac, seed=seed, quiet=quiet)
+        hl = head_warmup(learn, head_epochs, head_lr, views=views, frac=warmup_frac, seed=seed, quiet=quiet,
+                         cache_dir=out/'cache' if cache=='disk' else None)
         prior,best = history_df(hl, 'head_warmup'),hl.recorder.values[-1][2]
         for f in ('last','best'):
             with atomic_path(out/'checkpoints'/f'{f}.pth') as tmp: learn.save(tmp.with_suffix(''), with_opt=False)
@@ -281,6 +308,8 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
     if ema: cbs.append(EMA(ema))
     if bn_eval: cbs.append(BnEval())
     if frozen_groups: cbs.append(FreezeGroups(frozen_groups))
+    if final_size and final_size!=size:
+        cbs.append(ProgressiveResize(leaf_dls(data, sdf, final_size, bs, aug, w.mean, w.std, num_workers=num_workers), epochs-1))
     t0 = time.time()
     if epochs:
         if start and start>=epochs: raise LeafRunError(f"{out} already finished its {epochs} epochs; nothing to resume.")
@@ -405,7 +434,7 @@ def save_run(learn, out, opts, w):
     save_split(learn.sdf, out/'split.csv')
     with atomic_path(out/'history.csv') as tmp: learn.history.to_csv(tmp, index=False)
     plot_curves(learn.history, out/'curves.png')
-    meta = model_meta(learn, opts['arch'], opts['size'], *learn.weights_stats)
+    meta = model_meta(learn, opts['arch'], opts.get('final_size') or opts['size'], *learn.weights_stats)
     with atomic_path(out/'model.safetensors') as tmp:
         save_file({k:v.detach().contiguous() for k,v in learn.model.state_dict().items()}, tmp, metadata={'leaf_fastai':json.dumps(meta)})
     write_json(meta, out/'model.json')

@@ -54,7 +54,10 @@ def test_report_pngs(mini_run, tmp_path):
 def test_ensemble_of_two_runs(mini_run, tmp_path):
     out, _ = mini_run
     other = tmp_path/'r64'
-    cli('train', '--data', MINI, '--size', 64, '--epochs', 1, '--warmup-frac', 0.5, '--out', other, '--quiet', check=True)
+    cli('train', '--data', MINI, '--size', 64, '--epochs', 1, '--warmup-frac', 0.5, '--final-size', 80,
+        '--cache', 'disk', '--out', other, '--quiet', check=True)
+    assert json.loads((other/'model.json').read_text())['size'] == 80  # predicts at the size it finished on
+    assert not any((other/'cache').iterdir())  # the warm-up's feature file is gone
     r = cli('ensemble', out, other, '--data', MINI, '--out', tmp_path/'ens.csv', check=True)
     rows = [l.split() for l in r.stdout.splitlines() if l.strip().startswith(('mini', 'r64', 'ensemble'))]
     accs = {row[0]: float(row[-2]) for row in rows}
