@@ -29,7 +29,7 @@ def test_predict_submission_matches_test_csv(mini_run, tmp_path):
     acc = (sub.label == truth.label).mean()
     assert acc >= 0.7, acc  # measured 0.78 in CI (96 px, warm-up + 1 epoch) on the 60 held-out images; chance is 0.1
     probs = pd.read_csv(tmp_path/'submission_probs.csv')
-    assert probs.shape == (60, 11) and abs(probs.iloc[:, 1:].sum(1) - 1).max() < 1e-3
+    assert probs.shape == (60, 11) and abs(probs.iloc[:, 1:].sum(axis=1) - 1).max() < 1e-3
     # TTA runs and is as good within noise
     r = cli('predict', '--run', out, '--data', MINI, '--out', tmp_path/'tta.csv', '--tta', 2, check=True)
     acc_tta = (pd.read_csv(tmp_path/'tta.csv').label == truth.label).mean()
