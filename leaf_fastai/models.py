@@ -197,7 +197,8 @@ def fold_bn(model:nn.Module, x=None, tol=1e-3) -> nn.Module:
                 setattr(parent, name, nn.Sequential(child.drop, child.act) if isinstance(child, BatchNormAct2d) else nn.Identity())
                 n += 1
             prev = child
-    if x is None or n==0: return m if n else model
+    if n==0: return model
+    if x is None: return m
     try:
         with torch.no_grad(): a,b = model.eval()(x), m(x)
     except Exception: return model  # e.g. a model that needs another input size: no check, no folding
