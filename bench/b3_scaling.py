@@ -4,7 +4,7 @@ Each fraction is a stratified subset of train.csv (training and validation image
 `leaf_fastai train --epochs 1` in its own process: the warm-up's features pass, one unfrozen epoch (with its
 validation pass). Reported: seconds of each phase, seconds per 1,000 images, and the process's peak RSS.
 
-    python bench/b3_scaling.py [--fracs 0.25,0.5,1.0]
+    python bench/b3_scaling.py [--fracs 0.25,0.5,1.0] [--cache memory|disk] [--out b3.json]
 """
 import argparse, json, subprocess, sys, time
 from pathlib import Path
@@ -17,6 +17,8 @@ DATA = HERE.parent.parent/'shared'/'data'/'classify-leaves'
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', default=str(DATA)); p.add_argument('--fracs', default="0.25,0.5,1.0")
+    p.add_argument('--cache', default='memory', help="the warm-up's feature cache: memory or disk")
+    p.add_argument('--out', default=None, help='results file in bench/results (default: b3.json, or b3_disk.json with --cache disk)')
     a = p.parse_args()
     full = split_leaves(read_labels(a.data), valid_pct=0.1, seed=42)
     res = []
@@ -26,14 +28,14 @@ def main():
         out = HERE/'work'/f'b3_{frac}'
         t0 = time.time()
         subprocess.run([str(Path(sys.executable).parent/'leaf_fastai'), 'train', '--data', a.data, '--split-file', str(split),
-                        '--epochs', '1', '--out', str(out), '--quiet'], check=True, capture_output=True)
+                        '--epochs', '1', '--cache', a.cache, '--out', str(out), '--quiet'], check=True, capture_output=True)
         m = json.loads((out/'metrics.json').read_text())
         n = m['n_train'] + m['n_valid']
-        r = dict(frac=frac, n_images=n, n_train=m['n_train'], wall_s=time.time()-t0, warmup_s=m['warmup_s'], epoch_s=m['train_s'],
+        r = dict(frac=frac, cache=a.cache, n_images=n, n_train=m['n_train'], wall_s=time.time()-t0, warmup_s=m['warmup_s'], epoch_s=m['train_s'],
                  s_per_1k_images=(m['warmup_s']+m['train_s'])/n*1000, peak_rss_mb=m['peak_rss_mb'], valid_acc=m['valid_acc'])
         res.append(r); print(json.dumps(r), flush=True)
     meta = dict(command=' '.join(['python']+sys.argv), date=time.strftime('%Y-%m-%d %H:%M'))
-    (HERE/'results'/'b3.json').write_text(json.dumps(dict(meta=meta, results=res), indent=2))
+    (HERE/'results'/(a.out or ('b3_disk.json' if a.cache=='disk' else 'b3.json'))).write_text(json.dumps(dict(meta=meta, results=res), indent=2))
     print(f"\n{'frac':>6}{'images':>8}{'warm-up s':>11}{'epoch s':>9}{'s/1k img':>10}{'peak RSS MB':>13}")
     for r in res: print(f"{r['frac']:>6}{r['n_images']:>8}{r['warmup_s']:>11.0f}{r['epoch_s']:>9.0f}{r['s_per_1k_images']:>10.1f}{r['peak_rss_mb']:>13}")
 

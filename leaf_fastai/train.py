@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #873736a6
 from __future__ import annotations
-import time, json, sys, os, platform, signal, threading
+import time, json, sys, os, platform, signal, threading, mmap
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm, fastai
 from torch import nn
@@ -18,9 +18,9 @@ from .models import *
 
 # %% auto #0
 __all__ = ['BnEval', 'body_groups', 'FreezeGroups', 'ProgressiveResize', 'PlainTensors', 'EMA', 'RunCheckpoint', 'SaveBest',
-           'EarlyStop', 'history_df', 'write_history', 'head_inputs', 'TensorBatches', 'subsample', 'head_warmup',
-           'CpuBf16', 'train', 'run_lr_find', 'model_meta', 'valid_probs', 'per_class_accuracy', 'plot_curves',
-           'save_run', 'cv']
+           'EarlyStop', 'history_df', 'write_history', 'DiskRows', 'head_inputs', 'TensorBatches', 'subsample',
+           'head_warmup', 'CpuBf16', 'train', 'run_lr_find', 'model_meta', 'valid_probs', 'per_class_accuracy',
+           'plot_curves', 'save_run', 'cv']
 
 # %% ../nbs/02_train.ipynb #a50ba368
 class BnEval(Callback):
@@ -128,26 +128,39 @@ def write_history(learn, run_dir, phase='fine_tune', prior=None, epoch0=0):
     return df
 
 # %% ../nbs/02_train.ipynb #2fea2f01
+class DiskRows:
+    "Rows of a float32 matrix in a raw file, read through `mmap`; the pages read are let go after each read, so memory stays flat"
+    def __init__(self, path, shape):
+        self.f = open(path, 'rb'); self.mm = mmap.mmap(self.f.fileno(), 0, access=mmap.ACCESS_READ)
+        self.a = np.frombuffer(self.mm, np.float32).reshape(shape)
+    def __len__(self): return len(self.a)
+    def __getitem__(self, j):
+        x = torch.from_numpy(self.a[np.asarray(j)])  # a copy
+        if hasattr(self.mm, 'madvise'): self.mm.madvise(mmap.MADV_DONTNEED)
+        return x
+    def close(self): del self.a; self.mm.close(); self.f.close()
+
 @torch.no_grad()
 def head_inputs(learn, dl, quiet=False, cache=None) -> tuple:
-    "Pooled features of the frozen body (BatchNorm folded) over `dl` (in memory, or in the .npy file `cache`), and the targets"
+    "Pooled features of the frozen body (BatchNorm folded) over `dl` (in memory, or in the raw float32 file `cache`), and the targets"
     body,pool = learn.model[0], learn.model[1][:2]
     learn.model.eval()
-    fs,ys,fast,i = [],[],None,0
-    for xb,yb in progress_bar(dl, leave=False, display=not quiet):
-        xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
-        if fast is None: fast = fold_bn(body, xb[:4]).to(memory_format=torch.channels_last)
-        f = pool(fast(xb)).float()
-        if cache is None: fs.append(f)
-        else:
-            if not i: fs = np.lib.format.open_memmap(cache, 'w+', np.float32, (len(dl.dataset), f.shape[1]))
-            fs[i:i+len(f)] = f.numpy(); i += len(f)
-        ys.append(yb.as_subclass(torch.Tensor))
-    return (torch.cat(fs) if cache is None else torch.from_numpy(fs)), torch.cat(ys)
+    n,xs,ys,fast,i = len(dl.dataset),None,[],None,0
+    with (open(cache, 'wb') if cache else contextlib.nullcontext()) as file:
+        for xb,yb in progress_bar(dl, leave=False, display=not quiet):
+            xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
+            if fast is None: fast = fold_bn(body, xb[:4]).to(memory_format=torch.channels_last)
+            f = pool(fast(xb)).float()
+            if file: file.write(f.numpy().tobytes())  # written, not mapped: the page cache holds it, not this process
+            else:
+                if xs is None: xs = torch.empty(n, f.shape[1])  # filled in place: no second copy from a `torch.cat`
+                xs[i:i+len(f)] = f
+            i += len(f); ys.append(yb.as_subclass(torch.Tensor))
+    return (DiskRows(cache, (n, f.shape[1])) if cache else xs), torch.cat(ys)
 
 # %% ../nbs/02_train.ipynb #598ed85a
 class TensorBatches:
-    "Batches `(x[i:i+bs], y[i:i+bs])` of in-memory tensors, shuffled (and full) if `shuffle`"
+    "Batches `(x[j], y[j])` of tensors (or `DiskRows`), `j` consecutive or, if `shuffle`, random (and full batches)"
     n_inp = 1
     def __init__(self, x, y, bs=256, shuffle=False): self.x,self.y,self.bs,self.shuffle = x,y,bs,shuffle
     def __len__(self): return len(self.x)//self.bs if self.shuffle else -(-len(self.x)//self.bs)
@@ -172,25 +185,31 @@ def head_warmup(learn, epochs=15, lr=1e-2, bs=256, views=1, frac=1., seed=42, ca
     if cache_dir and views>1: raise LeafError("--cache disk keeps one view of the images: use it with --views 1.")
     dls = learn.dls
     ds = dls.test_dl(subsample(dls.train.items, frac, seed), with_labels=True).dataset if frac<1 else dls.train.dataset
-    cache = Path(cache_dir)/f'features{rank_distrib()}.npy' if cache_dir else None
-    if cache: cache.parent.mkdir(parents=True, exist_ok=True)
-    try: return _fit_head(learn, ds, epochs, lr, bs, views, cache, quiet)
+    caches = [Path(cache_dir)/f'features{rank_distrib()}.{s}.f32' for s in ('train','valid')] if cache_dir else [None,None]
+    made = cache_dir and not Path(cache_dir).exists()
+    if cache_dir: Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    try: return _fit_head(learn, ds, epochs, lr, bs, views, caches, quiet)
     finally:
-        if cache: cache.unlink(missing_ok=True)  # a mapped file may be unlinked: the head is trained by now
+        for c in caches:
+            if c: c.unlink(missing_ok=True)
+        if made and not any(Path(cache_dir).iterdir()): Path(cache_dir).rmdir()
 
-def _fit_head(learn, ds, epochs, lr, bs, views, cache, quiet):
+def _fit_head(learn, ds, epochs, lr, bs, views, caches, quiet):
     dls = learn.dls
-    xt,yt = head_inputs(learn, dls.valid.new(ds, shuffle=False, drop_last=False), quiet, cache)
+    xt,yt = head_inputs(learn, dls.valid.new(ds, shuffle=False, drop_last=False), quiet, caches[0])
     for _ in range(views-1):
         x2,y2 = head_inputs(learn, dls.train.new(ds, shuffle=False, drop_last=False), quiet)
         xt,yt = torch.cat([xt,x2]), torch.cat([yt,y2])
-    xv,yv = head_inputs(learn, dls.valid, quiet)
+    xv,yv = head_inputs(learn, dls.valid, quiet, caches[1])
     fdls = DataLoaders(TensorBatches(xt, yt, min(bs, len(xt)//2), shuffle=True), TensorBatches(xv, yv, 1024))
     hlearn = Learner(fdls, learn.model[1][2:], loss_func=learn.loss_func, metrics=accuracy, opt_func=learn.opt_func, wd=learn.wd)
     hlearn.n_features = len(xt)
     if quiet: hlearn.remove_cb(hlearn.progress); hlearn.logger = noop
     hlearn.fit_one_cycle(epochs, lr)
     if quiet: print(f"head warm-up: {epochs} epochs on {len(xt)} cached features, valid accuracy {hlearn.recorder.values[-1][2]:.4f}")
+    for tb in fdls.loaders:
+        if isinstance(tb.x, DiskRows): tb.x.close()
+        tb.x = tb.y = None  # the cache is done with: its memory is free before fine-tuning
     return hlearn
 
 # %% ../nbs/02_train.ipynb #65f6baaf
