@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #873736a6
 from __future__ import annotations
-import time, json, sys, os, platform, signal, threading, mmap
+import time, json, sys, os, platform, signal, threading, mmap, ctypes, functools
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm, fastai
 from torch import nn
@@ -17,10 +17,10 @@ from .data import *
 from .models import *
 
 # %% auto #0
-__all__ = ['BnEval', 'body_groups', 'FreezeGroups', 'ProgressiveResize', 'PlainTensors', 'EMA', 'RunCheckpoint', 'SaveBest',
-           'EarlyStop', 'history_df', 'write_history', 'DiskRows', 'head_inputs', 'TensorBatches', 'subsample',
-           'head_warmup', 'CpuBf16', 'train', 'run_lr_find', 'model_meta', 'valid_probs', 'per_class_accuracy',
-           'plot_curves', 'save_run', 'cv']
+__all__ = ['BnEval', 'body_groups', 'FreezeGroups', 'ProgressiveResize', 'PlainTensors', 'trim_memory', 'TrimMemory', 'EMA',
+           'RunCheckpoint', 'SaveBest', 'EarlyStop', 'history_df', 'write_history', 'DiskRows', 'head_inputs',
+           'TensorBatches', 'subsample', 'head_warmup', 'CpuBf16', 'train', 'run_lr_find', 'model_meta', 'valid_probs',
+           'per_class_accuracy', 'plot_curves', 'save_run', 'cv']
 
 # %% ../nbs/02_train.ipynb #a50ba368
 class BnEval(Callback):
@@ -63,6 +63,20 @@ class PlainTensors(Callback):
     def before_batch(self):
         self.learn.xb = tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in self.xb)
         self.learn.yb = tuple(y.as_subclass(torch.Tensor) if isinstance(y, torch.Tensor) else y for y in self.yb)
+
+# %% ../nbs/02_train.ipynb #5a83fd52
+@functools.cache
+def _malloc_trim():
+    try: return ctypes.CDLL('libc.so.6').malloc_trim
+    except (OSError, AttributeError): return None  # not glibc: nothing to do
+
+def trim_memory():
+    "Hand the C heap's free pages back to the system (glibc's `malloc_trim`; a no-op elsewhere)"
+    if (f:=_malloc_trim()) is not None: f(0)
+
+class TrimMemory(Callback):
+    "`trim_memory` after every training batch, so memory stays at the working set instead of creeping up"
+    def after_batch(self): trim_memory()
 
 # %% ../nbs/02_train.ipynb #d1d3a3e2
 class EMA(Callback):
@@ -155,7 +169,7 @@ def head_inputs(learn, dl, quiet=False, cache=None) -> tuple:
             else:
                 if xs is None: xs = torch.empty(n, f.shape[1])  # filled in place: no second copy from a `torch.cat`
                 xs[i:i+len(f)] = f
-            i += len(f); ys.append(yb.as_subclass(torch.Tensor))
+            i += len(f); ys.append(yb.as_subclass(torch.Tensor)); trim_memory()
     return (DiskRows(cache, (n, f.shape[1])) if cache else xs), torch.cat(ys)
 
 # %% ../nbs/02_train.ipynb #598ed85a
@@ -214,7 +228,7 @@ def _fit_head(learn, ds, epochs, lr, bs, views, caches, quiet):
 
 # %% ../nbs/02_train.ipynb #65f6baaf
 def _device_cbs(learn, channels_last, bf16):
-    cbs = [PlainTensors()]
+    cbs = [PlainTensors()] + ([] if torch.cuda.is_available() else [TrimMemory()])
     if channels_last: cbs.append(ChannelsLast())
     if torch.cuda.is_available(): learn.to_fp16()
     elif bf16: cbs.append(CpuBf16())
