@@ -75,8 +75,11 @@ def trim_memory():
     if (f:=_malloc_trim()) is not None: f(0)
 
 class TrimMemory(Callback):
-    "`trim_memory` after every training batch, so memory stays at the working set instead of creeping up"
-    def after_batch(self): trim_memory()
+    "`trim_memory` after every `every` training batches, so memory stays near the working set instead of creeping up"
+    def __init__(self, every=8): self.every,self.n = every,0
+    def after_batch(self):
+        self.n += 1
+        if self.n % self.every == 0: trim_memory()
 
 # %% ../nbs/02_train.ipynb #d1d3a3e2
 class EMA(Callback):
@@ -169,7 +172,8 @@ def head_inputs(learn, dl, quiet=False, cache=None) -> tuple:
             else:
                 if xs is None: xs = torch.empty(n, f.shape[1])  # filled in place: no second copy from a `torch.cat`
                 xs[i:i+len(f)] = f
-            i += len(f); ys.append(yb.as_subclass(torch.Tensor)); trim_memory()
+            i += len(f); ys.append(yb.as_subclass(torch.Tensor))
+            if len(ys)%8==0: trim_memory()  # see `TrimMemory`
     return (DiskRows(cache, (n, f.shape[1])) if cache else xs), torch.cat(ys)
 
 # %% ../nbs/02_train.ipynb #598ed85a
