@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #873736a6
 from __future__ import annotations
-import time, json, sys, os, platform, signal, threading, mmap, ctypes, functools
+import time, json, sys, os, platform, signal, threading, mmap, ctypes, functools, tempfile
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm, fastai
 from torch import nn
@@ -76,10 +76,9 @@ def trim_memory():
 
 class TrimMemory(Callback):
     "`trim_memory` after every `every` training batches, so memory stays near the working set instead of creeping up"
-    def __init__(self, every=8): self.every,self.n = every,0
+    def __init__(self, every=8): self.every = every
     def after_batch(self):
-        self.n += 1
-        if self.n % self.every == 0: trim_memory()
+        if (self.iter+1) % self.every == 0: trim_memory()
 
 # %% ../nbs/02_train.ipynb #d1d3a3e2
 class EMA(Callback):
@@ -203,14 +202,9 @@ def head_warmup(learn, epochs=15, lr=1e-2, bs=256, views=1, frac=1., seed=42, ca
     if cache_dir and views>1: raise LeafError("--cache disk keeps one view of the images: use it with --views 1.")
     dls = learn.dls
     ds = dls.test_dl(subsample(dls.train.items, frac, seed), with_labels=True).dataset if frac<1 else dls.train.dataset
-    caches = [Path(cache_dir)/f'features{rank_distrib()}.{s}.f32' for s in ('train','valid')] if cache_dir else [None,None]
-    made = cache_dir and not Path(cache_dir).exists()
-    if cache_dir: Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    try: return _fit_head(learn, ds, epochs, lr, bs, views, caches, quiet)
-    finally:
-        for c in caches:
-            if c: c.unlink(missing_ok=True)
-        if made and not any(Path(cache_dir).iterdir()): Path(cache_dir).rmdir()
+    with (tempfile.TemporaryDirectory(dir=cache_dir, prefix='features-') if cache_dir else contextlib.nullcontext()) as d:
+        caches = [Path(d)/f'{s}.f32' for s in ('train','valid')] if d else [None,None]
+        return _fit_head(learn, ds, epochs, lr, bs, views, caches, quiet)
 
 def _fit_head(learn, ds, epochs, lr, bs, views, caches, quiet):
     dls = learn.dls
@@ -266,7 +260,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
           ps:float=0.1, # Dropout of fastai's head (its `ps`)
           views:int=1, # Passes over the training images for the feature cache (>1 adds augmented views)
           warmup_frac:float=1., # Stratified fraction of the training images the features warm-up uses (faster; the unfrozen epochs see all)
-          cache:str='memory', # Where the warm-up keeps its features: 'memory', or 'disk' (a file in the run folder while it runs) for large sets
+          cache:str='memory', # Where the warm-up keeps its features: 'memory', or 'disk' (files in the run folder while it runs) for large sets
           freeze_epochs:int=1, # Frozen epochs with warmup='epochs'
           label_smoothing:float=0.1, # Label smoothing of the cross-entropy (0 for none)
           wd:float=0.01, # Weight decay (AdamW)
@@ -322,7 +316,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
         learn.unfreeze(); learn.load(out/'checkpoints'/'last', with_opt=bool(start))
     elif warmup=='features' and w.state_dict is not None:
         hl = head_warmup(learn, head_epochs, head_lr, views=views, frac=warmup_frac, seed=seed, quiet=quiet,
-                         cache_dir=out/'cache' if cache=='disk' else None)
+                         cache_dir=out if cache=='disk' else None)
         prior,best = history_df(hl, 'head_warmup'),hl.recorder.values[-1][2]
         for f in ('last','best'):
             with atomic_path(out/'checkpoints'/f'{f}.pth') as tmp: learn.save(tmp.with_suffix(''), with_opt=False)
