@@ -3,7 +3,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ../shared/data
 
-.PHONY: install run test check-nbs nbtest pytest readme bench-quick bench
+.PHONY: install run test check-nbs nbtest pytest readme docs bench-quick bench
+
+# tests never ask the Hugging Face hub: what they use is installed or made by the tests themselves
+export HF_HUB_OFFLINE := 1
 
 $(BIN)/leaf_fastai: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,7 +17,7 @@ $(BIN)/leaf_fastai: pyproject.toml
 install: $(BIN)/leaf_fastai
 
 run: install
-	$(BIN)/leaf_fastai train --data $(DATA)/leaves-mini --size 96 --epochs 1 --out runs/mini
+	$(BIN)/leaf_fastai train --data $(DATA)/leaves-mini --size 96 --epochs 1 --out runs/mini --overwrite
 	$(BIN)/leaf_fastai predict --run runs/mini --data $(DATA)/leaves-mini --tta 2 --out runs/mini/submission.csv
 
 # notebooks clean, package and README in sync with them
@@ -33,6 +36,13 @@ pytest: install
 test: check-nbs nbtest pytest
 
 readme: install
+	$(BIN)/python tools/readme.py
+
+# run every notebook and keep its outputs (the documentation), then clean and export
+docs: install
+	$(BIN)/python tools/run_nbs.py
+	$(BIN)/nbdev-clean
+	$(BIN)/nbdev-export
 	$(BIN)/python tools/readme.py
 
 bench-quick: install

@@ -1,6 +1,6 @@
 import os, subprocess, sys, shutil
 from pathlib import Path
-import pytest
+import pandas as pd, pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent/'shared'/'data'
@@ -12,11 +12,15 @@ def pytest_collection_modifyitems(config, items):
     if os.environ.get('CI'): raise pytest.UsageError(msg + ": CI must have ../shared/data beside the project")
     for it in items: it.add_marker(pytest.mark.skip(reason=msg))
 
-def cli(*args, check=False, timeout=600, **kw):
-    "Run the installed `leaf_fastai` command; returns the CompletedProcess"
+def leaf_exe() -> str:
+    "The installed `leaf_fastai` command: the one beside this Python, else the one on PATH"
     venv = Path(sys.executable).parent/"leaf_fastai"
-    exe = str(venv) if venv.exists() else shutil.which("leaf_fastai")
-    r = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw)
+    return str(venv) if venv.exists() else shutil.which("leaf_fastai")
+
+def cli(*args, check=False, timeout=600, env=None, **kw):
+    "Run the installed `leaf_fastai` command; returns the CompletedProcess. `env`: variables to set on top of os.environ"
+    if env is not None: env = {**os.environ, **{k: str(v) for k,v in env.items()}}
+    r = subprocess.run([leaf_exe(), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, **kw)
     if check and r.returncode: raise AssertionError(f"leaf_fastai {' '.join(map(str,args))} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
     return r
 
@@ -26,3 +30,18 @@ def mini_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('runs')/'mini'
     r = cli('train', '--data', MINI, '--size', 96, '--epochs', 1, '--out', out, '--quiet', check=True)
     return out, r
+
+def fails_with(r, *words):
+    "Exit code 2, no traceback, and each of `words` in stderr"
+    assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
+    assert 'Traceback' not in r.stderr, r.stderr[-2000:]
+    for w in words: assert w in r.stderr, (w, r.stderr[-1000:])
+
+def mini_copy(tmp_path, n=None):
+    "A Kaggle-style folder whose train.csv points at leaves-mini's images by absolute path"
+    df = pd.read_csv(MINI/'train.csv')
+    if n: df = df.groupby('label').head(n)
+    df = df.assign(image=[str(MINI/f) for f in df.image])
+    d = tmp_path/'data'; d.mkdir(exist_ok=True)
+    df.to_csv(d/'train.csv', index=False)
+    return d, df

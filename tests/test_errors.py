@@ -2,23 +2,9 @@
 import os, signal, subprocess, json, time, shutil, sys
 import pandas as pd, pytest, torch
 from PIL import Image
-from conftest import cli, MINI
+from conftest import cli, MINI, fails_with, mini_copy
 
-def fails_with(r, *words):
-    assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
-    assert 'Traceback' not in r.stderr, r.stderr[-2000:]
-    for w in words: assert w in r.stderr, (w, r.stderr[-1000:])
-
-def mini_copy(tmp_path, n=None):
-    "A Kaggle-style folder whose train.csv points at leaves-mini's images by absolute path"
-    df = pd.read_csv(MINI/'train.csv')
-    if n: df = df.groupby('label').head(n)
-    df = df.assign(image=[str(MINI/f) for f in df.image])
-    d = tmp_path/'data'; d.mkdir(exist_ok=True)
-    df.to_csv(d/'train.csv', index=False)
-    return d, df
-
-def train(d, out, *extra): return cli('train', '--data', d, '--size', 64, '--epochs', 0, '--out', out, '--quiet', *extra)
+def train(d, out, *extra, **kw): return cli('train', '--data', d, '--size', 64, '--epochs', 0, '--out', out, '--quiet', *extra, **kw)
 
 def test_missing_train_csv(tmp_path):
     (tmp_path/'images').mkdir()
@@ -82,7 +68,9 @@ def test_unknown_arch(tmp_path):
     fails_with(train(MINI, tmp_path/'run', '--arch', 'resnet50dd'), "Unknown --arch 'resnet50dd'", 'resnet50d')
 
 def test_resnet_without_weights_says_how(tmp_path):
-    fails_with(train(MINI, tmp_path/'run', '--arch', 'resnet50d'), "No pretrained weights found for 'resnet50d'", '--weights PATH', '--pretrained none')
+    "Hermetic: offline, with an empty Hugging Face cache, whatever this machine has downloaded before"
+    offline = dict(HF_HUB_OFFLINE=1, HF_HOME=tmp_path/'hf_home')
+    fails_with(train(MINI, tmp_path/'run', '--arch', 'resnet50d', env=offline), "No pretrained weights found for 'resnet50d'", '--weights PATH', '--pretrained none')
 
 def test_weights_of_another_arch(tmp_path):
     import timm
