@@ -38,7 +38,7 @@ def make_split(data, frac, seed=42, fn=HERE/'work'/'split.csv'):
 def run_leaf(name, data, split_file, **kw):
     out = HERE/'work'/name
     t0 = time.time()
-    train(data, split_file=split_file, out=out, quiet=True, **kw)
+    train(data, split_file=split_file, out=out, quiet=True, overwrite=True, **kw)
     wall = time.time()-t0
     m = json.loads((out/'metrics.json').read_text())
     h = pd.read_csv(out/'history.csv')

@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import plain_loop
 from leaf_fastai.data import read_labels, leaf_dls
 from leaf_fastai.models import find_weights, leaf_learner
-from leaf_fastai.train import _device_cbs, BnEval
+from leaf_fastai.train import _device_cbs
+from leaf_fastai.callbacks import BnEval
 from leaf_fastai.predict import predict_probs
 
 HERE = Path(__file__).parent

@@ -30,7 +30,7 @@ def main():
         out = HERE/'work'/f'b3_{frac}'
         t0 = time.time()
         subprocess.run([str(Path(sys.executable).parent/'leaf_fastai'), 'train', '--data', a.data, '--split-file', str(split),
-                        '--epochs', '1', '--cache', a.cache, '--out', str(out), '--quiet'], check=True, capture_output=True)
+                        '--epochs', '1', '--cache', a.cache, '--out', str(out), '--quiet', '--overwrite'], check=True, capture_output=True)
         m = json.loads((out/'metrics.json').read_text())
         n = m['n_train'] + m['n_valid']
         r = dict(frac=frac, cache=a.cache, n_images=n, n_train=m['n_train'], wall_s=time.time()-t0, warmup_s=m['warmup_s'], epoch_s=m['train_s'],

@@ -13,7 +13,7 @@ from torch import nn
 from fastai.vision.all import Learner, DataLoaders, LabelSmoothingCrossEntropyFlat, accuracy, set_seed, noop, create_head, apply_init
 from leaf_fastai.data import load_split, leaf_dls
 from leaf_fastai.models import find_weights, leaf_learner
-from leaf_fastai.train import TensorBatches
+from leaf_fastai.warmup import TensorBatches
 
 HERE = Path(__file__).parent
 DATA = HERE.parent.parent/'shared'/'data'/'classify-leaves'

@@ -22,7 +22,7 @@ def main():
     res = []
     for k in a.configs.split(','):
         out = HERE/'work'/f'resize_{k}'
-        t0 = time.time(); train(str(DATA), split_file=str(fn), out=out, quiet=True, **CONFIGS[k]); wall = time.time()-t0
+        t0 = time.time(); train(str(DATA), split_file=str(fn), out=out, quiet=True, overwrite=True, **CONFIGS[k]); wall = time.time()-t0
         m = json.loads((out/'metrics.json').read_text())
         r = dict(config=k, options=CONFIGS[k], valid_acc=m['valid_acc'], warmup_s=m['warmup_s'], train_s=m['train_s'], wall_s=wall)
         res.append(r); print(json.dumps(r), flush=True)

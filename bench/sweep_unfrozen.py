@@ -21,7 +21,7 @@ def main():
     fn,_ = make_split(str(DATA), 0.25, fn=HERE/'work'/'quarter_split.csv')
     for k in a.configs.split(','):
         kw = dict(epochs=1, **CONFIGS[k]); out = HERE/'work'/f'sweep_{k}'
-        train(str(DATA), split_file=str(fn), out=out, quiet=True, **kw)
+        train(str(DATA), split_file=str(fn), out=out, quiet=True, overwrite=True, **kw)
         m = json.loads((out/'metrics.json').read_text())
         print(f"{k} {kw}: valid acc {m['valid_acc']:.4f}, warm-up {m['warmup_s']:.0f} s, epoch {m['train_s']:.0f} s", flush=True)
 

@@ -12,7 +12,8 @@ from fastai.callback.progress import ProgressCallback
 from pathlib import Path
 from leaf_fastai.data import read_labels, split_leaves, leaf_dls
 from leaf_fastai.models import find_weights, leaf_learner
-from leaf_fastai.train import TrimMemory, BnEval, FreezeGroups, _device_cbs
+from leaf_fastai.train import _device_cbs
+from leaf_fastai.callbacks import TrimMemory, BnEval, FreezeGroups
 
 DATA = Path(__file__).parent.parent.parent/'shared'/'data'/'classify-leaves'
 def rss_mb(): return int(Path('/proc/self/status').read_text().split('VmRSS:')[1].split()[0])/1024
