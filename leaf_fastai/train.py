@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['check_options', 'run_lr_find', 'train', 'resume_run', 'valid_probs', 'plot_curves', 'save_run']
 
-# %% ../nbs/07_train.ipynb #eb1dd844
+# %% ../nbs/07_train.ipynb #60d9bb8c
 import time, sys, os, platform, contextlib, resource
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm, fastai
@@ -20,7 +20,7 @@ from .callbacks import *
 from .rundir import RunDir, model_meta
 from .warmup import head_warmup
 
-# %% ../nbs/07_train.ipynb #a534acc4
+# %% ../nbs/07_train.ipynb #fcb5aaed
 _choices = dict(warmup=('features','epochs','none'), cache=('memory','disk'), aug=('flips','standard','none'), pretrained=('auto','hub','package','none'))
 
 def _number(name, v, lo, hi=None, lo_ok=True, what=''):
@@ -54,7 +54,7 @@ def check_options(**o) -> AttrDict:
     o.out = str(RunDir(o.out).path)
     return o
 
-# %% ../nbs/07_train.ipynb #cc474ca4
+# %% ../nbs/07_train.ipynb #0894e79b
 def _device_cbs(learn, channels_last, bf16):
     cbs = [PlainTensors()] + ([] if torch.cuda.is_available() else [TrimMemory()])
     if channels_last: cbs.append(ChannelsLast())
@@ -77,7 +77,7 @@ def _learner(o, sdf, w, rd) -> Learner:
     if o.quiet: learn.remove_cb(learn.progress)
     return learn
 
-# %% ../nbs/07_train.ipynb #33c2c96a
+# %% ../nbs/07_train.ipynb #a305bb9b
 def run_lr_find(learn, rd) -> float:
     "Run `lr_find`, save its plot to `lr_find.png` in the run folder, return the valley suggestion"
     import matplotlib.pyplot as plt
@@ -94,7 +94,7 @@ def _lr(learn, o, rd) -> float:
         rd.write_json('config.json', dict(options=dict(o), versions=_versions()))
     return o.lr
 
-# %% ../nbs/07_train.ipynb #0adb3ccd
+# %% ../nbs/07_train.ipynb #fcd063ce
 def _warm_up(learn, o, rd, state):
     "Warm up the head (or load where `state` says a resumed run stands); returns (prior history, best accuracy, first epoch)"
     if state:
@@ -117,7 +117,7 @@ def _warm_up(learn, o, rd, state):
     rd.save_checkpoint(learn, 'last', phase='warmup', epochs_done=0, n_epoch=o.epochs)
     return prior, best, 0
 
-# %% ../nbs/07_train.ipynb #fbee5cfc
+# %% ../nbs/07_train.ipynb #e737191d
 def _fine_tune_cbs(o, rd, sdf, prior, start, best, w) -> list:
     cbs = [SaveBest(rd, start, best), RunCheckpoint(rd, 'fine_tune', prior, start)]  # the warmed-up model is the one to beat
     if o.early_stop: cbs.append(EarlyStop(o.early_stop, start))
@@ -130,7 +130,7 @@ def _fine_tune_cbs(o, rd, sdf, prior, start, best, w) -> list:
         cbs.append(ProgressiveResize(leaf_dls(o.data, sdf, o.final_size, o.bs, o.aug, w.mean, w.std, num_workers=o.num_workers), o.epochs-1))
     return cbs
 
-# %% ../nbs/07_train.ipynb #35a4917b
+# %% ../nbs/07_train.ipynb #c4ad8b2b
 def train(data:str=None, # Folder with train.csv and the images (or a folder per species)
           arch:str='tf_efficientnet_lite0', # Any timm model name
           size:int=128, # Image size for training and validation
@@ -167,7 +167,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
           channels_last:bool=True, # Channels-last memory format, faster on CPU and GPU (--no-channels-last: off)
           bf16:bool=False, # bf16 autocast on CPU (pays for ResNets on AMX CPUs, not for EfficientNets)
           quiet:bool=False, # One line per epoch instead of progress bars (always so when the output is not a terminal or notebook)
-          num_workers:int=None, # DataLoader workers (default: number of CPUs, at most 8)
+          num_workers:int=None, # DataLoader workers (default: one fewer than the CPUs on a CPU, all of them (at most 8) with CUDA)
           check:bool=True, # Decode every image once before training, naming unreadable ones (--no-check: skip)
           image_col:str='image', # Image column of train.csv
           label_col:str='label', # Label column of train.csv
@@ -186,7 +186,7 @@ def resume_run(run_dir) -> Learner:
     o = check_options(**{**rd.resumable(), 'out': str(rd.path)})  # the folder as it is now: it may have been moved or copied
     return _fit_run(o, rd.state)
 
-# %% ../nbs/07_train.ipynb #889f5edd
+# %% ../nbs/07_train.ipynb #87142996
 def _fit_run(o, state=None) -> Learner:
     t_start,rd = time.time(),RunDir(o.out)
     o.quiet = o.quiet or not (sys.stdout.isatty() or IN_NOTEBOOK)
@@ -217,7 +217,7 @@ def _fit_run(o, state=None) -> Learner:
     learn.valid_acc = save_run(learn, rd, o, w, sdf, timings)
     return learn
 
-# %% ../nbs/07_train.ipynb #fa7e15ec
+# %% ../nbs/07_train.ipynb #a81b8978
 def _init_distrib():
     "Under `torchrun`/`accelerate launch` (WORLD_SIZE>1): pick this process's GPU and join the process group before anything gathers"
     if num_distrib()<=1 or torch.distributed.is_initialized(): return
@@ -247,7 +247,7 @@ def _fit_interruptible(learn, rd, fit):
                            f"continue with: leaf_fastai train --resume {rd.path}") from None
     finally: stop.after_fit()  # fastai skips `after_fit` when an exception leaves the fit
 
-# %% ../nbs/07_train.ipynb #da2c3c5c
+# %% ../nbs/07_train.ipynb #83ae4ec5
 def valid_probs(learn, sdf) -> pd.DataFrame:
     "Validation probabilities (one column per class) with `image` and `label`"
     probs,_ = learn.get_preds(dl=learn.dls.valid)
