@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ../shared/data
 
-.PHONY: install run test check-nbs nbtest pytest readme docs bench-quick bench
+.PHONY: install browser run test check-nbs nbtest pytest readme docs bench-quick bench
 
 # tests never ask the Hugging Face hub: what they use is installed or made by the tests themselves
 export HF_HUB_OFFLINE := 1
@@ -16,6 +16,10 @@ $(BIN)/leaf_fastai: pyproject.toml
 
 install: $(BIN)/leaf_fastai
 
+# the app's tests drive a real browser: Debian's chromium through Playwright (Playwright's own browser download needs the internet)
+browser:
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
+
 run: install
 	$(BIN)/leaf_fastai train --data $(DATA)/leaves-mini --size 96 --epochs 1 --out runs/mini --overwrite
 	$(BIN)/leaf_fastai predict --run runs/mini --data $(DATA)/leaves-mini --tta 2 --out runs/mini/submission.csv
@@ -27,10 +31,10 @@ check-nbs: install
 	$(BIN)/python tools/readme.py
 	@git status --porcelain -- nbs leaf_fastai README.md | grep . && { echo "nbs/, leaf_fastai/ or README.md changed: run nbdev-clean, nbdev-export, python tools/readme.py and commit"; git diff --stat; exit 1; } || true
 
-nbtest: install
+nbtest: install browser
 	$(BIN)/nbdev-test --n-workers 2
 
-pytest: install
+pytest: install browser
 	$(BIN)/pytest -q tests
 
 test: check-nbs nbtest pytest
@@ -39,7 +43,7 @@ readme: install
 	$(BIN)/python tools/readme.py
 
 # run every notebook and keep its outputs (the documentation), then clean and export
-docs: install
+docs: install browser
 	$(BIN)/python tools/run_nbs.py
 	$(BIN)/nbdev-clean
 	$(BIN)/nbdev-export

@@ -3,7 +3,8 @@
 Both sides: classify-leaves train.csv, the same stratified 10% validation split (seed 42, saved to
 bench/work/split.csv and read by both), tf_efficientnet_lite0 with its ImageNet weights, 128 px, batch 32.
 The plain loop trains 3 epochs. leaf_fastai spends one pass over the data on its features warm-up, then: side `leaf`
-trains `--epochs`-1 = 2 unfrozen epochs (3 passes, as the plain loop), side `leaf1` 1 epoch (the default of `train`),
+trains `--epochs`-1 = 2 unfrozen epochs (3 passes, as the plain loop), side `leaf1` 1 epoch (the default of `train` until
+the tail epochs; these sides run with `tail_epochs=0`),
 side `leaf1_frac` is `leaf1` with a features warm-up on a stratified `--warmup-frac` of the training images,
 side `leaf1_final` is `leaf1` with its unfrozen epoch (and validation) at `--final-size` px (progressive resizing),
 side `fastai_frozen` runs fastai's frozen epoch of `fine_tune` with fastai's defaults.
@@ -12,8 +13,13 @@ side `fastai_frozen` runs fastai's frozen epoch of `fine_tune` with fastai's def
     python bench/b1_accuracy.py --quick    # 25% of the training images (all validation images)
     python bench/b1_accuracy.py --sides fastai_frozen,leaf1,leaf1_frac --warmup-frac 0.25 --out b1_warmup.json
     python bench/b1_accuracy.py --sides leaf1_final --final-size 160 --out b1_final160.json
+    python bench/b1_accuracy.py --sides budget5m,budget15m,budget10m,tail,leaf1_old --out b1_budget.json
+
+The sides `tail` (today's default: warm-up + 4 tail epochs on the cached trunk), `budgetXX` (`--budget XX`) and
+`leaf1_old` (the default before the tail: warm-up + one unfrozen epoch on the images) run `leaf_fastai train` as a
+process, timed whole (imports, checks and run folder included); their images/s count validation time too.
 """
-import argparse, json, sys, time, platform
+import argparse, json, sys, time, platform, subprocess
 from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
@@ -37,6 +43,7 @@ def make_split(data, frac, seed=42, fn=HERE/'work'/'split.csv'):
 
 def run_leaf(name, data, split_file, **kw):
     out = HERE/'work'/name
+    kw.setdefault('tail_epochs', 0)  # these sides measure the unfrozen epochs on the images
     t0 = time.time()
     train(data, split_file=split_file, out=out, quiet=True, overwrite=True, **kw)
     wall = time.time()-t0
@@ -48,6 +55,26 @@ def run_leaf(name, data, split_file, **kw):
                 warmup_acc=float(head.accuracy.iloc[-1]) if len(head) else None, n_train=m['n_train'], n_valid=m['n_valid'],
                 train_images_per_s=m['n_train']*kw.get('epochs',1)/m['train_s'] if m['train_s'] else None,
                 passes_over_data=n_passes, options=kw, history=h.query("phase=='fine_tune'").accuracy.round(4).tolist())
+
+def run_cli(name, data, split_file, *args):
+    "A `leaf_fastai train` process, timed whole (start-up and imports included), as a user runs it"
+    out = HERE/'work'/name
+    cmd = [str(Path(sys.executable).parent/'leaf_fastai'), 'train', '--data', str(data), '--split-file', str(split_file), '--out', str(out), '--overwrite', *args]
+    t0 = time.time()
+    subprocess.run(cmd, check=True)
+    wall = time.time()-t0
+    m = json.loads((out/'metrics.json').read_text())
+    h = pd.read_csv(out/'history.csv')
+    st = json.loads((out/'state.json').read_text())
+    n,nb = st.get('tail_plan') or (0, 0)
+    nb = nb or m['n_train']//64
+    seen = sum((m.get('plan') or {}).get('tail_sizes') or [nb]*n)*64  # images the tail trained on (FitBy sizes the epochs of a budget)
+    head = h[h.phase=='head_warmup']
+    return dict(side=name, command=' '.join(['leaf_fastai']+cmd[1:]), valid_acc=m['valid_acc'], total_seconds=wall, run_clock_seconds=m['total_s'],
+                tail_seconds=m.get('tail_s'), tail_epochs=n, tail_batches=nb, tail_images_per_s=(seen/m['tail_s'] if n and m.get('tail_s') else None),
+                unfrozen_images_per_s=(m['n_train']/m['train_s'] if m['train_s']>1 else None),
+                warmup_acc=float(head.accuracy.iloc[-1]) if len(head) else None, n_train=m['n_train'], n_valid=m['n_valid'], plan=m.get('plan'),
+                history=h.query("phase=='tail'").accuracy.round(4).tolist())
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,6 +97,9 @@ def main():
         elif side=='leaf1': r = run_leaf('leaf1', a.data, split_file, epochs=1, size=a.size, bs=a.bs)
         elif side=='leaf1_final': r = run_leaf('leaf1_final', a.data, split_file, epochs=1, final_size=a.final_size, size=a.size, bs=a.bs)
         elif side=='leaf1_frac': r = run_leaf('leaf1_frac', a.data, split_file, epochs=1, warmup_frac=a.warmup_frac, size=a.size, bs=a.bs)
+        elif side=='tail': r = run_cli('tail', a.data, split_file)  # today's default: warm-up + 4 tail epochs
+        elif side.startswith('budget'): r = run_cli(side, a.data, split_file, '--budget', side[len('budget'):])  # e.g. budget5m
+        elif side=='leaf1_old': r = run_cli('leaf1_old', a.data, split_file, '--tail-epochs', '0', '--epochs', '1')  # the default before the tail
         elif side=='fastai_frozen':  # fastai's frozen epoch of fine_tune, with its defaults (base_lr 2e-3, standard augmentation)
             r = run_leaf('fastai_frozen', a.data, split_file, warmup='epochs', freeze_epochs=1, epochs=0, lr=2e-3, aug='standard', bn_eval=False, size=a.size, bs=a.bs)
         r['wall_seconds'] = time.time()-t0

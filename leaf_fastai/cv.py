@@ -5,16 +5,20 @@
 # %% auto #0
 __all__ = ['cv']
 
-# %% ../nbs/08_cv.ipynb #43f93afc
+# %% ../nbs/08_cv.ipynb #77a0583d
 from pathlib import Path
 import pandas as pd
 from fastcore.meta import delegates
 from .core import *
 from .data import probs_accuracy
 from .rundir import RunDir
+from .budget import parse_budget, process_start
+import leaf_fastai.train as _train
 from .train import train
+import time
+from fastcore.imports import IN_NOTEBOOK
 
-# %% ../nbs/08_cv.ipynb #a4273b14
+# %% ../nbs/08_cv.ipynb #2caf826e
 @delegates(train, but=['n_folds', 'fold', 'split_file', 'out', 'overwrite', 'resume'])
 def cv(data:str=None, # Folder with train.csv and the images (or a folder per species)
        n_folds:int=5, # Number of stratified folds (at least 2)
@@ -26,7 +30,11 @@ def cv(data:str=None, # Folder with train.csv and the images (or a folder per sp
     check_opt(data is not None, "No data: pass --data DIR, the folder holding train.csv and the images.")
     rd = RunDir(out).check_new(overwrite)
     rd.start(dict(options=dict(data=str(Path(data).absolute()), n_folds=n_folds, **kwargs)), overwrite)
-    for k in range(n_folds): train(data, n_folds=n_folds, fold=k, out=rd/f'fold{k}', **kwargs)
+    budget = parse_budget(kwargs.pop('budget', None))
+    if budget: deadline = (process_start() if _train._first_run and not IN_NOTEBOOK else time.time()) + budget - 3  # 3 s for the files below
+    for k in range(n_folds):
+        if budget: kwargs['budget'] = f"{(deadline-(time.time() if k else deadline-budget+3))/(n_folds-k):.1f}s"  # what is left, shared by the folds to come
+        train(data, n_folds=n_folds, fold=k, out=rd/f'fold{k}', **kwargs)
     folds = [RunDir(rd/f'fold{k}') for k in range(n_folds)]
     oof = pd.concat([f.read_table('valid_probs.csv') for f in folds], ignore_index=True)
     classes = [c for c in oof.columns if c not in ('image','label')]

@@ -11,7 +11,7 @@ from scipy.optimize import minimize
 from .core import *
 from .data import *
 from .rundir import RunDir
-from .predict import load_run, predict_probs, write_submission, check_outputs
+from .predict import load_run, predict_probs, write_submission, check_outputs, pick_engine
 
 # %% auto #0
 __all__ = ['Member', 'check_members', 'combine', 'fit_weights', 'ensemble_weights', 'ensemble_report', 'ensemble']
@@ -27,10 +27,10 @@ class Member:
         self.valid = rd.valid_probs().set_index('image')  # labels as the exact strings of train.csv
     def __repr__(self): return f"Member({self.path.name}, {len(self.runs)} run(s))"
 
-    def test_probs(self, data=None, files=None, tta=0) -> pd.DataFrame:
-        "Mean over this member's runs of the test probabilities, in test.csv order"
+    def test_probs(self, data=None, files=None, tta=0, engine='auto') -> pd.DataFrame:
+        "Mean over this member's runs of the test probabilities, in test.csv order (`engine`: see `predict`)"
         items = test_items(data, files)
-        res = [predict_probs(load_run(r), items, tta) for r in self.runs]
+        res = [predict_probs(load_run(r, engine=pick_engine(r, engine)), items, tta) for r in self.runs]
         return sum(res)/len(res)
 
 # %% ../nbs/09_ensemble.ipynb #fceae3c3
@@ -96,12 +96,14 @@ def ensemble(*paths:str, # Run folders (`leaf_fastai train`) or CV folders (`lea
              method:str='mean', # mean, vote, weighted (by validation accuracy) or fit (weights fitted on out-of-fold predictions)
              tta:int=2, # Test-time augmentation passes per member (0: off; see `predict`)
              out:str='submission.csv', # Submission to write; probabilities go to <out>_probs.csv
+             engine:str='auto', # auto (onnx for runs with a model.onnx from `leaf_fastai export`, else torch), torch or onnx
             ) -> tuple:
     "Combine the runs among `paths` on `data`'s test images (or the image files among `paths`); write `out` (and `<out>_probs.csv`). Returns (submission, report)"
     runs,files = [p for p in paths if Path(p).is_dir()], [p for p in paths if not Path(p).is_dir()] or None
     check_opt(len(runs)>=2, f"An ensemble needs at least two run folders (got {len(runs)}): pass the --out folders of `leaf_fastai train` or `cv`.")
     check_opt(method in ('mean','vote','weighted','fit'), f"--method {method!r}: use mean, vote, weighted or fit.")
     check_opt(tta>=0, f"--tta {tta}: use 0 (no test-time augmentation) or a number of augmented passes, e.g. 2.")
+    check_opt(engine in ('auto','torch','onnx'), f"--engine {engine!r}: use auto, torch or onnx.")
     check_opt(files or data is not None, "Nothing to predict: pass --data DIR (with test.csv) or image files after the run folders.")
     out = Path(out)
     images = check_outputs(out, runs, data, files)
@@ -109,7 +111,7 @@ def ensemble(*paths:str, # Run folders (`leaf_fastai train`) or CV folders (`lea
     check_members(members)
     weights = ensemble_weights(members, method)
     report = ensemble_report(members, method, weights)
-    probs = [m.test_probs(data, files, tta) for m in members]
+    probs = [m.test_probs(data, files, tta, engine) for m in members]
     comb = combine([p.values for p in probs], method, weights)
     comb = pd.DataFrame(comb/comb.sum(1, keepdims=True), columns=members[0].classes)
     sub = write_submission(comb, images, out, out.with_name(out.stem+'_probs.csv'))

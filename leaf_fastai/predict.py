@@ -4,11 +4,12 @@
 
 # %% ../nbs/06_predict.ipynb #0581209d
 from __future__ import annotations
-import json
+import json, hashlib, importlib.util
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+from torch import nn
 from PIL import Image
-from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, Normalize, Learner, load_learner, accuracy
+from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, Normalize, Learner, load_learner, accuracy, no_random
 from fastai.vision.learner import create_timm_model
 from .core import *
 from .data import *
@@ -17,16 +18,17 @@ from .callbacks import PlainTensors
 from .rundir import RunDir
 
 # %% auto #0
-__all__ = ['load_run', 'predict_probs', 'top_k', 'write_submission', 'check_outputs', 'predict']
+__all__ = ['load_run', 'OnnxModel', 'load_onnx', 'pick_engine', 'predict_probs', 'top_k', 'write_submission', 'check_outputs',
+           'predict']
 
 # %% ../nbs/06_predict.ipynb #dee07112
-def _infer_dls(meta, bs=64, num_workers=None):
-    "`DataLoaders` that only carry `meta`'s transforms and classes, for `test_dl`"
+def _infer_dls(meta, bs=64, num_workers=None, normalize=True):
+    "`DataLoaders` that only carry `meta`'s transforms and classes, for `test_dl` (batches in 0-1 without `normalize`)"
     classes = meta['classes']
     item_tfms,_ = leaf_tfms(meta['size'], 'flips')  # the flips are what TTA varies
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=classes)),  # items: images, or (image, label) pairs
                        get_x=lambda o: o[0] if isinstance(o, tuple) else o, get_y=lambda o: o[1] if isinstance(o, tuple) else classes[0],
-                       splitter=lambda o: ([0],[1]), item_tfms=item_tfms, batch_tfms=Normalize.from_stats(meta['mean'], meta['std']))
+                       splitter=lambda o: ([0],[1]), item_tfms=item_tfms, batch_tfms=Normalize.from_stats(meta['mean'], meta['std']) if normalize else None)
     blank = Image.new('RGB', (meta['size'],)*2)
     return dblock.dataloaders([blank, blank], bs=bs, num_workers=num_workers or 0, verbose=False)
 
@@ -35,14 +37,16 @@ def load_run(run_dir, # Run folder written by `train`
              trust_pickle=False, # Load fastai's `export.pkl` (runs code from the file!) instead of safetensors
              bs=64, # Batch size for prediction
              num_workers=None, # DataLoader workers
+             engine='torch', # 'torch' (model.safetensors) or 'onnx' (model.onnx through onnxruntime; see `pick_engine`)
             ) -> Learner:
-    "Inference `Learner` of a run folder, from safetensors (or fastai's `export.pkl` with `trust_pickle`)"
+    "Inference `Learner` of a run folder, from safetensors (or fastai's `export.pkl` with `trust_pickle`, or `model.onnx` with `engine='onnx'`)"
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     rd = RunDir(run_dir)
     if not rd.exists('model.json'): raise LeafRunError(f"{rd.path} is not a leaf_fastai run folder: model.json is missing. Pass the --out folder of a finished `leaf_fastai train`.")
     meta = rd.read_meta()
-    if trust_pickle and rd.exists('export.pkl'): learn = load_learner(rd/'export.pkl')
+    if engine=='onnx': learn = Learner(_infer_dls(meta, bs, num_workers, normalize=False), load_onnx(rd.path))
+    elif trust_pickle and rd.exists('export.pkl'): learn = load_learner(rd/'export.pkl')
     else:
         f = rd/'model.safetensors'
         if not f.exists(): raise LeafRunError(f"{f} is missing. Re-train, or load fastai's export.pkl with --trust-pickle if you trust its source.")
@@ -52,22 +56,67 @@ def load_run(run_dir, # Run folder written by `train`
             raise LeafRunError(f"{f} is damaged or does not match {rd/'model.json'} ({str(e).splitlines()[0][:160]}). Re-train or restore the run folder.") from None
         learn = Learner(_infer_dls(meta, bs, num_workers), model, metrics=accuracy)
     learn.add_cb(PlainTensors())
-    learn.meta = meta
+    learn.meta,learn.engine = meta,engine
     return learn
+
+# %% ../nbs/06_predict.ipynb #72eea64c
+class OnnxModel(nn.Module):
+    "An onnxruntime session of a run's `model.onnx` as a module: RGB batches in 0-1 in, logits out"
+    def __init__(self, session, path=None):
+        super().__init__()
+        self.session,self.path = session,path
+        self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # fastai finds the device from a model's first parameter
+    def forward(self, x): return torch.from_numpy(self.session.run(['logits'], {'image': x.detach().float().cpu().numpy()})[0])
+    def probs(self, images) -> np.ndarray:
+        "Class probabilities of `images`: float RGB in 0-1 (N,3,H,W), or uint8 RGB as PIL gives it (N,H,W,3)"
+        x = np.asarray(images)
+        if x.dtype==np.uint8: x = x.transpose(0,3,1,2).astype(np.float32)/255
+        return self.session.run(['probs'], {'image': np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+def _sha256(f): return hashlib.sha256(Path(f).read_bytes()).hexdigest()
+
+def load_onnx(run, # Run folder with `model.onnx` (`leaf_fastai export`)
+              f=None, # The ONNX file (default: `run/model.onnx`)
+              threads=None, # onnxruntime's threads (default: torch's)
+             ) -> OnnxModel:
+    "The run's `model.onnx` (or `f`) in an onnxruntime session, checked to be the export of the run's weights"
+    rd = RunDir(run); f = Path(f) if f else rd/'model.onnx'
+    fix = f"Export it again: leaf_fastai export --run {rd.path} (or predict with --engine torch)."
+    if not f.is_file(): raise LeafRunError(f"{f} is missing. Write it with: leaf_fastai export --run {rd.path} (or predict with --engine torch).")
+    try: import onnxruntime as ort
+    except ImportError: raise LeafRunError("--engine onnx needs onnxruntime: pip install onnxruntime (or predict with --engine torch).") from None
+    so = ort.SessionOptions(); so.log_severity_level = 3
+    so.intra_op_num_threads,so.inter_op_num_threads = threads or torch.get_num_threads(), 1
+    try: sess = ort.InferenceSession(str(f), so, providers=['CPUExecutionProvider'])
+    except Exception as e: raise LeafRunError(f"{f} is damaged or not an ONNX model ({str(e).splitlines()[0][:160]}). {fix}") from None
+    info = json.loads(sess.get_modelmeta().custom_metadata_map.get('leaf_fastai', '{}'))
+    if info.get('weights_sha256')!=_sha256(rd/'model.safetensors'):
+        raise LeafRunError(f"{f} was not exported from this run's model.safetensors (the weights' SHA-256 differs). {fix}")
+    return OnnxModel(sess, f)
+
+def pick_engine(run, engine='auto') -> str:
+    "'onnx' or 'torch': `engine`, or for 'auto' onnx when the run has a `model.onnx` and onnxruntime is installed"
+    check_opt(engine in ('auto','torch','onnx'), f"--engine {engine!r}: use auto, torch or onnx.")
+    if engine!='auto': return engine
+    return 'onnx' if RunDir(run).exists('model.onnx') and importlib.util.find_spec('onnxruntime') else 'torch'
 
 # %% ../nbs/06_predict.ipynb #aa904eb3
 def predict_probs(learn, # From `load_run`
                   items, # Image paths, predicted in this order
                   tta=0, # Augmented passes averaged with the plain one by fastai's `tta` (0: off)
+                  seed=0, # Seed of the TTA views, so that both engines (and every call) see the same views
                  ) -> pd.DataFrame:
     "Class probabilities of `items` (in order) as a table with an `image` column"
     dl = learn.dls.test_dl(items, bs=learn.dls.bs)
-    body = learn.model[0]
-    learn.model[0] = fold_bn(body, torch.randn(2, 3, 64, 64, device=next(body.parameters()).device)).to(memory_format=torch.channels_last)
+    onnx = getattr(learn, 'engine', 'torch')=='onnx'
+    if not onnx:
+        body = learn.model[0]
+        learn.model[0] = fold_bn(body, torch.randn(2, 3, 64, 64, device=next(body.parameters()).device)).to(memory_format=torch.channels_last)
     try:
-        with learn.no_bar(), learn.no_logging():
+        with learn.no_bar(), learn.no_logging(), no_random(seed):
             probs = learn.tta(dl=dl, n=tta)[0] if tta else learn.get_preds(dl=dl)[0]
-    finally: learn.model[0] = body
+    finally:
+        if not onnx: learn.model[0] = body
     return pd.DataFrame(probs.numpy(), columns=learn.meta['classes'])
 
 # %% ../nbs/06_predict.ipynb #aa3486a0
@@ -100,6 +149,7 @@ def predict(*files:str, # Image files to classify instead of test.csv (prints th
             trust_pickle:bool=False, # Load fastai's export.pkl (runs code from the file!) instead of safetensors
             bs:int=64, # Batch size
             num_workers:int=None, # DataLoader workers
+            engine:str='auto', # auto (onnx when the run has a model.onnx from `leaf_fastai export`, else torch), torch or onnx
            ) -> pd.DataFrame:
     "Predict `data`'s test.csv with the model in `run` and write a Kaggle submission; or print the top `k` for `files`"
     check_opt(run is not None, "Which model? Pass --run DIR, the --out folder of `leaf_fastai train`.")
@@ -108,12 +158,12 @@ def predict(*files:str, # Image files to classify instead of test.csv (prints th
     check_opt(files or data is not None, "Nothing to predict: pass --data DIR (with test.csv) or image files.")
     out = Path(out)
     if not files: images = check_outputs(out, [run], data)
-    learn = load_run(run, trust_pickle, bs, num_workers)
+    learn = load_run(run, trust_pickle, bs, num_workers, pick_engine(run, engine))
     if files:
         probs = predict_probs(learn, test_items(None, files), tta)
         for img,top in top_k(probs, files, k): print(img + ': ' + ', '.join(f'{c} {p:.3f}' for c,p in top))
         return probs
     probs = predict_probs(learn, [Path(data)/f for f in images], tta)
     sub = write_submission(probs, images, out, out.with_name(out.stem+'_probs.csv'))
-    print(f"wrote {out} ({len(sub)} rows)")
+    print(f"wrote {out} ({len(sub)} rows; engine: {learn.engine})")
     return sub

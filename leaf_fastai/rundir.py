@@ -204,7 +204,7 @@ def fold_runs(self:RunDir) -> list:
     return [RunDir(self/f'fold{k}') for k in range(self.read_json('cv.json')['n_folds'])]
 
 _run_files = ('config.json', 'state.json', 'split.csv', 'history.csv', 'curves.png', 'lr_find.png', 'model.safetensors', 'model.json',
-              'export.pkl', 'valid_probs.csv', 'metrics.json', 'oof_probs.csv', 'cv.json')
+              'export.pkl', 'model.onnx', 'valid_probs.csv', 'metrics.json', 'oof_probs.csv', 'cv.json')
 
 @patch
 def own_files(self:RunDir) -> list:

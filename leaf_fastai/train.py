@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['check_options', 'run_lr_find', 'train', 'resume_run', 'valid_probs', 'plot_curves', 'save_run']
 
-# %% ../nbs/07_train.ipynb #60d9bb8c
+# %% ../nbs/07_train.ipynb #b99e5c6d
 import time, sys, os, platform, contextlib, resource
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm, fastai
@@ -18,9 +18,11 @@ from .data import *
 from .models import *
 from .callbacks import *
 from .rundir import RunDir, model_meta
-from .warmup import head_warmup
+from .warmup import head_warmup, cached_pass, subsample, tail_learner, split_trunk
+from .budget import parse_budget, process_start, calibrate, plan_run, plan_tail, describe, time_tail, FitBy
+from types import SimpleNamespace
 
-# %% ../nbs/07_train.ipynb #fcb5aaed
+# %% ../nbs/07_train.ipynb #99ba4430
 _choices = dict(warmup=('features','epochs','none'), cache=('memory','disk'), aug=('flips','standard','none'), pretrained=('auto','hub','package','none'))
 
 def _number(name, v, lo, hi=None, lo_ok=True, what=''):
@@ -38,8 +40,12 @@ def check_options(**o) -> AttrDict:
     for k,v in _choices.items(): check_opt(o[k] in v, f"--{k} {o[k]!r}: use {', '.join(v)}.")
     _number('size', o.size, 32, what='32 px or more (128 is the default)')
     if o.final_size is not None: _number('final_size', o.final_size, 32, what='32 px or more')
-    for k in ('bs','head_epochs','views'): _number(k, o[k], 1, what='1 or more')
-    for k in ('epochs','freeze_epochs','frozen_groups','early_stop','seed','mixup','cutmix','wd'): _number(k, o[k], 0, what='0 or more')
+    for k in ('bs','head_epochs','views','tail_bs'): _number(k, o[k], 1, what='1 or more')
+    _number('tail_lr', o.tail_lr, 0, lo_ok=False)
+    o.budget_s = parse_budget(o.budget)
+    check_opt(not (o.budget and o.epochs), f"--budget plans the run itself (tail epochs on the cached trunk): drop --epochs {o.epochs}, or drop --budget.")
+    check_opt(not (o.budget and (o.warmup!='features' or o.pretrained=='none')), "--budget plans a features warm-up and tail epochs: it needs pretrained weights and --warmup features.")
+    for k in ('epochs','tail_epochs','cut','freeze_epochs','frozen_groups','early_stop','seed','mixup','cutmix','wd'): _number(k, o[k], 0, what='0 or more')
     for k in ('head_lr','lr_mult'): _number(k, o[k], 0, lo_ok=False)
     for k in ('label_smoothing','ps','ema'): _number(k, o[k], 0, 1)
     _number('valid_pct', o.valid_pct, 0, 1, lo_ok=False, what='a fraction between 0 and 1, such as 0.1 (training needs validation images to pick and report the model)')
@@ -54,7 +60,7 @@ def check_options(**o) -> AttrDict:
     o.out = str(RunDir(o.out).path)
     return o
 
-# %% ../nbs/07_train.ipynb #0894e79b
+# %% ../nbs/07_train.ipynb #bebff10d
 def _device_cbs(learn, channels_last, bf16):
     cbs = [PlainTensors()] + ([] if torch.cuda.is_available() else [TrimMemory()])
     if channels_last: cbs.append(ChannelsLast())
@@ -70,11 +76,17 @@ def _read_split(o):
     if o.split_file: return load_split(o.split_file)
     return split_leaves(read_leaves(o.data, image_col=o.image_col, label_col=o.label_col), o.valid_pct, o.seed, o.n_folds or None, o.fold)
 
+def _quiet(learn, phase):
+    "No progress bars: one named line per epoch"
+    learn.remove_cb(learn.progress)
+    def _line(log): print(f"{phase} " + ', '.join(f"{n} {v:.4f}" if isinstance(v, float) else f"{n} {v}" for n,v in zip(learn.recorder.metric_names, log)))
+    learn.logger = _line
+
 def _learner(o, sdf, w, rd) -> Learner:
     dls = leaf_dls(o.data, sdf, o.size, o.bs, o.aug, w.mean, w.std, num_workers=o.num_workers)
     learn = leaf_learner(dls, o.arch, w, o.label_smoothing, path=rd.path, model_dir='checkpoints', wd=o.wd, ps=o.ps)
     _device_cbs(learn, o.channels_last, o.bf16)
-    if o.quiet: learn.remove_cb(learn.progress)
+    if o.quiet: _quiet(learn, 'images')
     return learn
 
 # %% ../nbs/07_train.ipynb #a305bb9b
@@ -94,28 +106,76 @@ def _lr(learn, o, rd) -> float:
         rd.write_json('config.json', dict(options=dict(o), versions=_versions()))
     return o.lr
 
-# %% ../nbs/07_train.ipynb #fcd063ce
+# %% ../nbs/07_train.ipynb #5696de77
+_phases = ('head_warmup','frozen','tail','fine_tune')
+
+def _done(prior, state):
+    "History rows of the phases finished before the interrupted one, and of its finished epochs"
+    if not len(prior): return prior
+    ph,k = state.get('phase'),state.get('epochs_done', 0)
+    if ph not in _phases: return prior[prior.phase.isin(_phases[:2])]
+    return prior[prior.phase.isin(_phases[:_phases.index(ph)]) | ((prior.phase==ph) & (prior.epoch<k))]
+
 def _warm_up(learn, o, rd, state):
-    "Warm up the head (or load where `state` says a resumed run stands); returns (prior history, best accuracy, first epoch)"
+    "Warm up the head, or load where `state` says a resumed run stands; returns (prior history, best accuracy, the trunk cache)"
+    cut = o.cut if o.tail_epochs else 0
     if state:
-        start = state.get('epochs_done', 0) if state.get('phase')=='fine_tune' else 0
-        learn.unfreeze(); rd.load_checkpoint(learn, 'last', with_opt=bool(start))
-        prior = rd.read_table('history.csv') if rd.exists('history.csv') else pd.DataFrame()
-        if len(prior): prior = prior[(prior.phase!='fine_tune') | (prior.epoch<start)]
-        return prior, state.get('best'), start
+        learn.unfreeze(); rd.load_checkpoint(learn, 'last', with_opt=state.get('phase')=='fine_tune' and state.get('epochs_done',0)>0)
+        prior = _done(rd.read_table('history.csv') if rd.exists('history.csv') else pd.DataFrame(), state)
+        tail_left = state.get('phase')=='warmup' or (state.get('phase')=='tail' and state.get('epochs_done',0)<o.tail_epochs)
+        cache = cached_pass(learn, o.views, o.warmup_frac, o.seed, rd.path if o.cache=='disk' else None, o.quiet, cut) if cut and tail_left else None
+        return prior, state.get('best'), cache
+    cache = None
     if o.warmup=='features' and o.pretrained!='none':
         hl = head_warmup(learn, o.head_epochs, o.head_lr, views=o.views, frac=o.warmup_frac, seed=o.seed, quiet=o.quiet,
-                         cache_dir=rd.path if o.cache=='disk' else None)
-        prior = history_df(hl, 'head_warmup')
+                         cache_dir=rd.path if o.cache=='disk' else None, cut=cut)
+        prior,cache = history_df(hl, 'head_warmup'),(hl.cache if cut else None)
     elif o.warmup=='epochs':
         learn.freeze(); learn.fit_one_cycle(o.freeze_epochs, slice(_lr(learn, o, rd)), pct_start=0.99)
         prior = history_df(learn, 'frozen')
-    else: return pd.DataFrame(), None, 0
+    else: return pd.DataFrame(), None, None
     best = float(prior.accuracy.iloc[-1]) if len(prior) else None
     rd.write_history(prior)
     rd.save_checkpoint(learn, 'best', best=best)
     rd.save_checkpoint(learn, 'last', phase='warmup', epochs_done=0, n_epoch=o.epochs)
-    return prior, best, 0
+    return prior, best, cache
+
+# %% ../nbs/07_train.ipynb #6dcff790
+class _WholeModel:
+    "The run folder as the tail's callbacks see it: a checkpoint holds `learn`'s whole model (and the tail's optimizer)"
+    def __init__(self, rd, learn): self.rd,self.learn = rd,learn
+    def _as(self, tl): return SimpleNamespace(model=self.learn.model, opt=getattr(tl, 'opt', None), dls=self.learn.dls)
+    def save_checkpoint(self, tl, name, **kw): return self.rd.save_checkpoint(self._as(tl), name, **kw)
+    def load_checkpoint(self, tl, name, **kw): return self.rd.load_checkpoint(self._as(tl), name, **kw)
+    def __getattr__(self, k): return getattr(self.rd, k)
+
+def _tail(learn, o, rd, cache, prior, best, state, t_start):
+    "Train the tail on the cached trunk; returns (history, best accuracy)"
+    start = state.get('epochs_done', 0) if state and state.get('phase')=='tail' else 0
+    tl = tail_learner(learn, cache, o.tail_bs)
+    if rd.state.get('tail_plan'): n,nb = rd.state['tail_plan']  # a resumed run finishes its plan
+    elif o.budget_s:  # planned again, now that the time spent so far and the tail's real speed are known
+        p,tt = o.plan,time_tail(tl)
+        n,nb = plan_tail(p.budget_s*0.98-(time.time()-t_start)-p.save_s, len(tl.dls.train), tt.step_s, tt.valid_s)
+        print(f"tail: {n} epochs of {nb} batches, {tt.step_s*1000:.0f} ms a batch ({time.time()-t_start:.0f} s spent of {p.budget_s:.0f} s)")
+    else: n,nb = o.tail_epochs,None
+    rd.update_state(tail_plan=[n,nb])
+    if o.budget_s:  # metrics.json records the tail as planned after measuring it (the first plan's estimate kept beside it)
+        o.plan.setdefault('first_tail_epochs', o.plan['tail_epochs']); o.plan.update(tail_epochs=n, tail_batches=nb)
+    if n==0: return prior,best
+    full,tl.dls.train.n_batches = len(tl.dls.train),nb
+    if o.quiet: _quiet(tl, 'tail')
+    wm = _WholeModel(rd, learn)
+    if start: tl.create_opt(); wm.load_checkpoint(tl, 'last', with_opt=True)
+    sb = SaveBest(wm, start, best)
+    cbs = [sb, RunCheckpoint(wm, 'tail', prior, start)] + ([EarlyStop(o.early_stop, start)] if o.early_stop else [])
+    if o.budget_s and not start:  # each epoch re-sized from the time measured, to end on time
+        o.plan.tail_sizes = []
+        cbs.append(FitBy(t_start+o.plan.budget_s*0.98-o.plan.save_s, tl.dls.train, 2*full, lambda e,nb: o.plan.tail_sizes.append(nb)))
+    _fit_interruptible(tl, rd, lambda stop: tl.fit_one_cycle(n, slice(o.tail_lr/2, o.tail_lr), cbs=cbs+[stop], start_epoch=start))
+    cache.mt = cache.mv = None
+    if o.epochs: rd.save_checkpoint(learn, 'last', phase='tail', epochs_done=n, n_epoch=n)  # the image epochs go on from the best tail model
+    return pd.concat([prior, history_df(tl, 'tail', start)]), float(sb.best)
 
 # %% ../nbs/07_train.ipynb #e737191d
 def _fine_tune_cbs(o, rd, sdf, prior, start, best, w) -> list:
@@ -130,13 +190,18 @@ def _fine_tune_cbs(o, rd, sdf, prior, start, best, w) -> list:
         cbs.append(ProgressiveResize(leaf_dls(o.data, sdf, o.final_size, o.bs, o.aug, w.mean, w.std, num_workers=o.num_workers), o.epochs-1))
     return cbs
 
-# %% ../nbs/07_train.ipynb #c4ad8b2b
+# %% ../nbs/07_train.ipynb #fc131d8d
 def train(data:str=None, # Folder with train.csv and the images (or a folder per species)
           arch:str='tf_efficientnet_lite0', # Any timm model name
           size:int=128, # Image size for training and validation
           bs:int=32, # Batch size
           final_size:int=None, # Image size of the last unfrozen epoch (progressive resizing; default: `size`)
-          epochs:int=1, # Unfrozen epochs after the warm-up (2: more accurate, 1.6x the time; see BENCHMARKS.md)
+          epochs:int=0, # Unfrozen epochs on the images after the warm-up and the tail epochs
+          tail_epochs:int=4, # Epochs of the tail on the cached trunk after the head warm-up (0: none)
+          cut:int=6, # timm parameter groups (stem, stages) cached as the trunk for the tail epochs
+          tail_lr:float=2e-3, # Peak learning rate of the head in the tail epochs; the tail's body gets half
+          tail_bs:int=64, # Batch size of the tail epochs
+          budget:str=None, # Wall-clock budget for the whole run, e.g. 5m, 15m, 900s: plans the tail epochs to end on time
           lr:float|str=1e-3, # Peak learning rate of the head; the body gets lr/lr_mult. 'auto': lr_find's suggestion
           lr_mult:float=10, # How much lower the body's learning rate is than the head's
           warmup:str='features', # Head warm-up: 'features' (cached features), 'epochs' (fastai's frozen epochs) or 'none'
@@ -186,9 +251,13 @@ def resume_run(run_dir) -> Learner:
     o = check_options(**{**rd.resumable(), 'out': str(rd.path)})  # the folder as it is now: it may have been moved or copied
     return _fit_run(o, rd.state)
 
-# %% ../nbs/07_train.ipynb #87142996
+# %% ../nbs/07_train.ipynb #c04e535c
+_first_run = True
+
 def _fit_run(o, state=None) -> Learner:
-    t_start,rd = time.time(),RunDir(o.out)
+    global _first_run
+    t_start,rd = (process_start() if _first_run and not IN_NOTEBOOK else time.time()),RunDir(o.out)
+    _first_run = False
     o.quiet = o.quiet or not (sys.stdout.isatty() or IN_NOTEBOOK)
     _init_distrib(); set_seed(o.seed, reproducible=True)
     sdf = _read_split(o)
@@ -196,14 +265,20 @@ def _fit_run(o, state=None) -> Learner:
     check_opt(o.bs<=n_train, f"--bs {o.bs} is larger than the {n_train} training images, so there is no batch to train on. Use --bs {min(32, n_train//2 or 1)} or less.")
     if o.check: check_images(o.data, sdf.image, o.quiet)
     w = find_weights(o.arch, o.weights, o.pretrained)
+    learn = _learner(o, sdf, w, rd)
+    if o.tail_epochs or o.budget_s: _check_tail(learn, o)
+    if o.budget_s and not state: _plan(learn, o, sdf, t_start)
     if state: rd.state = state; rd.lock()
     else: rd.start(dict(options=dict(o), versions=_versions()), o.overwrite)
-    learn = _learner(o, sdf, w, rd)
     t0 = time.time()
-    prior,best,start = _warm_up(learn, o, rd, state)
-    timings = dict(warmup_s=time.time()-t0)
+    prior,best,cache = _warm_up(learn, o, rd, state)
+    t1 = time.time()
+    mb = cache and round(sum(getattr(cache.get(k), 'nbytes', 0) for k in ('mt','mv'))/2**20)
+    if cache is not None: prior,best = _tail(learn, o, rd, cache, prior, best, state, t_start)
+    timings = dict(warmup_s=t1-t0, tail_s=time.time()-t1, trunk_cache_mb=mb)
     learn.unfreeze()
     t0 = time.time()
+    start = state.get('epochs_done', 0) if state and state.get('phase')=='fine_tune' else 0
     if o.epochs:
         check_opt(start<o.epochs, f"{rd.path} already finished its {o.epochs} epochs; nothing to resume.")
         lr = _lr(learn, o, rd)
@@ -214,8 +289,25 @@ def _fit_run(o, state=None) -> Learner:
     if torch.distributed.is_initialized():  # from here each process works alone, and only the first writes the run
         torch.distributed.destroy_process_group(); os.environ['WORLD_SIZE'] = '1'
     learn.history = pd.concat([prior, history_df(learn, epoch0=start)]) if o.epochs else prior
-    learn.valid_acc = save_run(learn, rd, o, w, sdf, timings)
+    if o.budget_s: timings['plan'] = dict(o.plan)
+    learn.valid_acc = save_run(learn, rd, o, w, sdf, timings, t_start)
     return learn
+
+def _check_tail(learn, o):
+    "Tail epochs need a features warm-up and a model that splits at `cut`; without them the tail epochs become image epochs"
+    ok = o.warmup=='features' and o.pretrained!='none' and num_distrib()<=1 and split_trunk(learn.model[0].model, o.cut) is not None
+    check_opt(ok or not o.budget_s, f"--budget needs a model whose trunk can be cached: {o.arch} does not split after {o.cut} parameter groups (try --cut).")
+    if not ok:
+        print(f"note: no tail epochs on a cached trunk ({o.arch}, --cut {o.cut}, --warmup {o.warmup}); training {max(o.epochs,1)} epoch(s) on the images instead.")
+        o.tail_epochs,o.epochs = 0,max(o.epochs, 1)
+
+def _plan(learn, o, sdf, t_start):
+    "Measure this machine on a few batches and plan the run in `o.budget_s` seconds (a `LeafOptionError` if it cannot fit)"
+    rates = calibrate(learn, split_trunk(learn.model[0].model, o.cut), o.tail_bs)
+    n_train = len(subsample(sdf[~sdf.is_valid], o.warmup_frac, o.seed)) if o.warmup_frac<1 else int((~sdf.is_valid).sum())
+    o.plan = plan_run(o.budget_s, time.time()-t_start, rates, n_train, int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs)
+    o.plan.update(rates)
+    print(describe(o.plan))
 
 # %% ../nbs/07_train.ipynb #a81b8978
 def _init_distrib():
@@ -247,7 +339,7 @@ def _fit_interruptible(learn, rd, fit):
                            f"continue with: leaf_fastai train --resume {rd.path}") from None
     finally: stop.after_fit()  # fastai skips `after_fit` when an exception leaves the fit
 
-# %% ../nbs/07_train.ipynb #83ae4ec5
+# %% ../nbs/07_train.ipynb #48a76414
 def valid_probs(learn, sdf) -> pd.DataFrame:
     "Validation probabilities (one column per class) with `image` and `label`"
     probs,_ = learn.get_preds(dl=learn.dls.valid)
@@ -272,8 +364,9 @@ def plot_curves(hist:pd.DataFrame, fn=None):
         plt.close(fig)
     return fig
 
-def save_run(learn, rd, o, w, sdf, timings) -> float:
+def save_run(learn, rd, o, w, sdf, timings, t_start=None) -> float:
     "Write the finished run to the run folder `rd`; returns the validation accuracy"
+    t0 = time.time()
     pdf = valid_probs(learn, sdf)
     classes = list(map(str, learn.dls.vocab))
     acc = probs_accuracy(pdf, pdf.label, classes)
@@ -282,6 +375,8 @@ def save_run(learn, rd, o, w, sdf, timings) -> float:
     plot_curves(learn.history, rd/'curves.png')
     rd.save_model_files(learn, model_meta(learn, o.arch, o.final_size or o.size, w.mean, w.std))
     rd.write_table('valid_probs.csv', pdf)
+    timings['save_s'] = time.time()-t0
+    if t_start: timings['total_s'] = time.time()-t_start  # with the validation pass and the files above
     rd.write_json('config.json', dict(options=dict(o), weights_source=w.source, mean=list(w.mean), std=list(w.std),
                                       versions=_versions(), data_fingerprint=fingerprint(sdf), command=' '.join(sys.argv)))
     rd.write_json('metrics.json', dict(valid_acc=acc, n_train=int((~sdf.is_valid).sum()), n_valid=len(pdf), **timings, processes=learn.n_processes,

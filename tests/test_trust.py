@@ -367,3 +367,33 @@ def test_run_files_follow_umask(tiny_run):
     "Under umask 022 the run folder's files are 0644 like any other file, not mkstemp's 0600"
     for f in ('config.json', 'model.safetensors', 'metrics.json'):
         assert oct((tiny_run/f).stat().st_mode & 0o777) == oct(0o644), f
+
+# ---------------------------------------------------------------- budget
+
+def test_budget_too_small_is_refused(tmp_path):
+    "A budget that cannot hold one pass over the images says so, with what it needs, and writes nothing"
+    r = refused('train', '--data', MINI, '--size', 64, '--budget', '5s', '--out', tmp_path/'r', '--quiet')
+    fails_with(r, '--budget', 'too small', 'Use --budget')
+    assert not (tmp_path/'r').exists()
+
+def test_budget_run_resumes_its_plan(tmp_path):
+    "SIGTERM during a budgeted run's tail epochs; --resume finishes the planned tail epochs, without planning again"
+    out = tmp_path/'b'
+    with open(tmp_path/'stderr.txt', 'w') as log:
+        p = start('train', '--data', MINI, '--size', 96, '--tail-bs', 4, '--budget', '60s', '--out', out, '--quiet', log=log,
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        reached = wait_until(lambda: phase(out) == 'tail', p, 600)
+        if p.poll() is None: p.send_signal(signal.SIGTERM)
+        try: p.wait(timeout=120)
+        except subprocess.TimeoutExpired: p.kill(); p.wait()
+    err = (tmp_path/'stderr.txt').read_text()
+    st = json.loads((out/'state.json').read_text())
+    n, nb = st['tail_plan']
+    assert reached and p.returncode == 2 and 1 <= st['epochs_done'] < n, (p.returncode, st, err[-2000:])
+    r = cli('train', '--resume', out, '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'plan for --budget' not in r.stdout
+    h = pd.read_csv(out/'history.csv')
+    assert h[h.phase == 'tail'].epoch.tolist() == list(range(n))
+    assert json.loads((out/'state.json').read_text())['tail_plan'] == [n, nb]
+    assert json.loads((out/'metrics.json').read_text())['plan']['tail_epochs'] == n

@@ -17,7 +17,8 @@ def test_train_writes_a_complete_run(mini_run):
     assert cfg['options']['size'] == 96 and cfg['versions']['torch'] and len(cfg['data_fingerprint']) == 16
     assert 'package' in cfg['weights_source'] or 'Hugging Face' in cfg['weights_source']
     h = pd.read_csv(out/'history.csv')
-    assert set(h.phase) == {'head_warmup', 'fine_tune'}
+    assert set(h.phase) == {'head_warmup', 'tail', 'fine_tune'}  # the default tail epochs on the cached trunk, then --epochs 1
+    assert h[h.phase == 'tail'].epoch.tolist() == [0, 1, 2, 3]
 
 def test_predict_submission_matches_test_csv(mini_run, tmp_path):
     out, _ = mini_run
