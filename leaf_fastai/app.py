@@ -10,7 +10,8 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from .core import *
 from .rundir import RunDir
-from .predict import load_run, predict_probs, pick_engine, top_k
+from .data import read_image
+from .predict import load_run, predict_probs, pick_engine, top_k, check_tta
 if 'GRADIO_ANALYTICS_ENABLED' not in os.environ: os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # read when gradio is imported: no usage reports, no version check
 
 # %% auto #0
@@ -18,7 +19,7 @@ __all__ = ['check_photo', 'species_accuracy', 'LeafPage', 'build_page', 'serve',
 
 # %% ../nbs/13_app.ipynb #659750ad
 _modes = dict(CMYK='CMYK, converted to RGB', RGBA='RGBA, transparency dropped', LA='grayscale with transparency, used as RGB',
-              L='grayscale, used as RGB', P='palette colours, used as RGB', I='16/32-bit, used as 8-bit RGB')
+              L='grayscale, used as RGB', P='palette colours, used as RGB', **{'I;16':'16-bit, scaled to 8-bit RGB'}, I='32-bit, scaled to 8-bit RGB', F='floating point, scaled to 8-bit RGB')
 
 def check_photo(f, # Image file
                 max_mb=40, # Largest file accepted, in MB
@@ -31,11 +32,11 @@ def check_photo(f, # Image file
         with Image.open(f) as im:
             (w,h),mode = im.size, im.mode
             if w*h>max_mpix*1e6: return f"too large: {w}×{h} pixels, {w*h/1e6:.0f} megapixels (at most {max_mpix})", None
-            im.load()
-    except Image.DecompressionBombError: return f"too large: more than {max_mpix} megapixels", None
+        read_image(f)  # decoded as training and `predict` decode it
+    except (Image.DecompressionBombError, LeafDataError): return f"too large: more than {max_mpix} megapixels", None
     except UnidentifiedImageError: return "not an image (no image format recognised)", None
     except (OSError, SyntaxError, ValueError) as e: return f"damaged image ({str(e)[:80]})", None
-    return None, _modes.get(mode) if mode!='RGB' else None
+    return None, _modes.get('I;16' if mode.startswith('I;16') else mode) if mode!='RGB' else None
 
 # %% ../nbs/13_app.ipynb #d9c2fa74
 def species_accuracy(run) -> pd.DataFrame:
@@ -47,7 +48,7 @@ def species_accuracy(run) -> pd.DataFrame:
 
 # %% ../nbs/13_app.ipynb #343c6ea9
 def _thumb(f, px=96):
-    with Image.open(f) as im: im = im.convert('RGB'); im.thumbnail((px,px))
+    im = read_image(f); im.thumbnail((px,px))
     buf = io.BytesIO(); im.save(buf, 'JPEG', quality=80)
     return 'data:image/jpeg;base64,' + base64.b64encode(buf.getvalue()).decode()
 
@@ -128,6 +129,7 @@ def app(run:str=None, # Run folder written by `leaf_fastai train` (and `export`,
        ):
     "Serve a web page where a user drops leaf photos and sees the top-k species with how far to trust them, until Ctrl-C"
     check_opt(run is not None, "Which model? Pass --run DIR, the --out folder of `leaf_fastai train`.")
-    check_opt(k>=1 and tta>=0 and max_mb>0 and max_mpix>0, f"--k {k} --tta {tta} --max-mb {max_mb} --max-mpix {max_mpix}: k, max_mb and max_mpix must be at least 1, tta at least 0.")
+    check_tta(tta)
+    check_opt(k>=1 and max_mb>0 and max_mpix>0, f"--k {k} --max-mb {max_mb} --max-mpix {max_mpix}: each must be at least 1.")
     check_opt(0<port<65536 and _port_free(host, port), f"--port {port} is in use on {host} (or not a port). Pass another --port, or stop what uses it.")  # before the model loads
     return serve(LeafPage(run, k, tta, engine, max_mb, max_mpix), host, port)

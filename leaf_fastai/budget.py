@@ -34,9 +34,13 @@ def process_start() -> float:
     except Exception: return time.time()
 
 # %% ../nbs/05b_budget.ipynb #510582a1
+def _sync():
+    if torch.cuda.is_available(): torch.cuda.synchronize()  # GPU work is asynchronous: time it when done
+
 def _rate(f, n_items, n=3):
-    f(); f(); t = time.perf_counter()
+    f(); f(); _sync(); t = time.perf_counter()
     for _ in range(n): f()
+    _sync()
     return n*n_items/(time.perf_counter()-t)
 
 def _step(model, x, y, loss_func):
@@ -62,6 +66,7 @@ def time_tail(tl, n=10) -> AttrDict:
 
 def calibrate(learn, split, tail_bs=64, head_bs=256, n=3) -> AttrDict:
     "Images/s of the warm-up's pass (`pass_rate`) and of head training (`head_rate`); seconds of a tail step and a tail validation image"
+    learn.model.to(learn.dls.device)  # where the batches are (fastai moves it only when a fit starts)
     it = iter(learn.dls.valid)
     xb,yb = next(it)
     xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
@@ -77,9 +82,9 @@ def calibrate(learn, split, tail_bs=64, head_bs=256, n=3) -> AttrDict:
         else: pass_rate = k/(time.perf_counter()-t)
         f = pool(tail(trunk(xb[:2])))
     y = yb.as_subclass(torch.Tensor)
-    head_rate = _rate(_step(head.train(), torch.randn(head_bs, f.shape[1]), y[torch.arange(head_bs)%len(y)], learn.loss_func), head_bs, n)
+    head_rate = _rate(_step(head.train(), torch.randn(head_bs, f.shape[1], device=f.device), y[torch.arange(head_bs, device=y.device)%len(y)], learn.loss_func), head_bs, n)
     maps = torch.randn(tail_bs*8, *a.shape[1:]).half()  # the tail's real shapes, through its real `Learner`
-    ys = y[torch.arange(len(maps))%len(y)]
+    ys = y.cpu()[torch.arange(len(maps))%len(y)]
     tt = time_tail(tail_learner(learn, AttrDict(mt=maps, yt=ys, mv=maps[:4*tail_bs], yv=ys[:4*tail_bs], split=split), tail_bs))
     learn.model.eval()
     return AttrDict(pass_rate=pass_rate, head_rate=head_rate, tail_step_s=tt.step_s, tail_valid_s_per_image=tt.valid_s/(4*tail_bs))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_callbacks.ipynb #78a7a169
 from __future__ import annotations
-import signal, threading, ctypes, functools
+import signal, threading, ctypes, functools, contextlib
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastai.vision.all import Callback, TrainEvalCallback, TrackerCallback, CancelFitException
@@ -90,6 +90,14 @@ class EMA(Callback):
     def after_fit(self):
         if self.raw is None: self._swap_in()
         self.raw = None
+    @contextlib.contextmanager
+    def trained_weights(self):
+        "The raw (trained, not averaged) weights in the model meanwhile: what a checkpoint saves beside the optimizer's state"
+        if self.raw is None: yield; return
+        avg = {k:v.detach().clone() for k,v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.raw)
+        try: yield
+        finally: self.model.load_state_dict(avg)
 
 # %% ../nbs/03_callbacks.ipynb #5c92deb7
 class CpuBf16(Callback):
@@ -117,7 +125,9 @@ class RunCheckpoint(Callback):
     def after_epoch(self):
         if self.epoch<self.start: return  # skipped when resuming
         self.run_dir.write_history(pd.concat([self.prior, history_df(self.learn, self.phase, self.start)]))
-        self.run_dir.save_checkpoint(self.learn, 'last', with_opt=True, phase=self.phase, epochs_done=self.epoch+1, n_epoch=self.n_epoch)
+        ema = next((cb for cb in self.learn.cbs if isinstance(cb, EMA)), None)
+        with (ema.trained_weights() if ema else contextlib.nullcontext()):  # weights and optimizer state that belong together
+            self.run_dir.save_checkpoint(self.learn, 'last', with_opt=True, phase=self.phase, epochs_done=self.epoch+1, n_epoch=self.n_epoch)
 
 # %% ../nbs/03_callbacks.ipynb #d4c2c9ba
 class SaveBest(TrackerCallback):

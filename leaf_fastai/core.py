@@ -4,12 +4,12 @@
 
 # %% ../nbs/00_core.ipynb #c3bef0cf
 from __future__ import annotations
-import os, json, tempfile, contextlib
+import os, sys, json, tempfile, contextlib
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['LeafError', 'LeafDataError', 'LeafWeightsError', 'LeafRunError', 'LeafOptionError', 'check_opt', 'atomic_path',
-           'atomic_write', 'write_json', 'check_output']
+__all__ = ['LeafError', 'LeafDataError', 'LeafWeightsError', 'LeafRunError', 'LeafOptionError', 'check_opt', 'show_bars',
+           'progress', 'atomic_path', 'atomic_write', 'write_json', 'check_output']
 
 # %% ../nbs/00_core.ipynb #be1fa7ce
 class LeafError(Exception):
@@ -30,6 +30,17 @@ def _err(f, *args, **kwargs):
 def check_opt(ok, msg):
     "Raise `LeafOptionError(msg)` unless `ok`"
     if not ok: raise LeafOptionError(msg)
+
+# %% ../nbs/00_core.ipynb #8a3a3457
+def show_bars() -> bool:
+    "Whether progress bars help: standard output is a terminal or this runs in a notebook"
+    from fastcore.imports import IN_NOTEBOOK
+    return IN_NOTEBOOK or sys.stdout.isatty()
+
+def progress(it, display=True, **kwargs):
+    "fastprogress's `progress_bar` over `it` where bars help (`display` and `show_bars()`), else `it` itself: fastprogress prints a bar fragment even with `display=False`"
+    from fastprogress.fastprogress import progress_bar
+    return progress_bar(it, display=True, **kwargs) if display and show_bars() else it
 
 # %% ../nbs/00_core.ipynb #dc4ef8ac
 def _umask_mode(mode=0o666):
@@ -71,8 +82,11 @@ def _same(a, b):
     except OSError: return False
 
 def check_output(out, inputs, option='--out'):
-    "Raise `LeafOptionError` if `out` is one of the files in `inputs`"
+    "Raise `LeafOptionError` if `out` is one of the files in `inputs`, a folder, or in a folder that cannot be written"
     out = Path(out)
+    if out.is_dir(): raise LeafOptionError(f"{option} {out} is a folder: name the file to write, e.g. {option} {out/'submission.csv'}.")
+    if out.parent.is_dir() and not os.access(out.parent, os.W_OK):
+        raise LeafOptionError(f"{option} {out}: the folder {out.parent} cannot be written (read-only?). Choose an output file in a folder you can write.")
     if not out.exists(): return out
     for f in inputs:
         if _same(out, f): raise LeafOptionError(f"{option} {out} is an input of this command ({f}); writing there would destroy it. Choose another output file.")

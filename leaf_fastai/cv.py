@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from fastcore.meta import delegates
 from .core import *
-from .data import probs_accuracy
+from .data import probs_accuracy, check_folds
 from .rundir import RunDir
 from .budget import parse_budget, process_start
 import leaf_fastai.train as _train
@@ -26,7 +26,7 @@ def cv(data:str=None, # Folder with train.csv and the images (or a folder per sp
        overwrite:bool=False, # Replace the cross-validation already in --out
        **kwargs) -> pd.DataFrame:
     "Train every fold of a stratified `n_folds` split into `out/foldK`; write out-of-fold probabilities and CV accuracy"
-    check_opt(isinstance(n_folds, int) and n_folds>=2, f"--n-folds {n_folds}: cross-validation needs at least 2 folds (5 is usual).")
+    check_folds(n_folds)
     check_opt(data is not None, "No data: pass --data DIR, the folder holding train.csv and the images.")
     rd = RunDir(out).check_new(overwrite)
     rd.start(dict(options=dict(data=str(Path(data).absolute()), n_folds=n_folds, **kwargs)), overwrite)
@@ -34,7 +34,10 @@ def cv(data:str=None, # Folder with train.csv and the images (or a folder per sp
     if budget: deadline = (process_start() if _train._first_run and not IN_NOTEBOOK else time.time()) + budget - 3  # 3 s for the files below
     for k in range(n_folds):
         if budget: kwargs['budget'] = f"{(deadline-(time.time() if k else deadline-budget+3))/(n_folds-k):.1f}s"  # what is left, shared by the folds to come
-        train(data, n_folds=n_folds, fold=k, out=rd/f'fold{k}', **kwargs)
+        try: train(data, n_folds=n_folds, fold=k, out=rd/f'fold{k}', **kwargs)
+        except BaseException:
+            if k==0 and not (rd/'fold0').exists(): rd.unclaim()  # refused or stopped before its first fold began: nothing claimed
+            raise
     folds = [RunDir(rd/f'fold{k}') for k in range(n_folds)]
     oof = pd.concat([f.read_table('valid_probs.csv') for f in folds], ignore_index=True)
     classes = [c for c in oof.columns if c not in ('image','label')]

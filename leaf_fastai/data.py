@@ -4,21 +4,21 @@
 
 # %% ../nbs/01_data.ipynb #c4dc07fe
 from __future__ import annotations
-import os, hashlib, warnings
+import os, io, re, hashlib, warnings, unicodedata
 from pathlib import Path
 import numpy as np, pandas as pd
-from PIL import Image
+from PIL import Image, ImageOps
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize, RandomResizedCrop,
-    DihedralItem, Normalize, aug_transforms, get_image_files, imagenet_stats, ResizeMethod)
-from fastprogress.fastprogress import progress_bar
+    DihedralItem, Normalize, aug_transforms, get_image_files, imagenet_stats, ResizeMethod, PILImage)
+from torch import Tensor
 from .core import *
 
 # %% auto #0
-__all__ = ['check_files_exist', 'read_labels', 'read_folder', 'read_leaves', 'check_images', 'kfold_ids', 'split_leaves',
-           'read_table', 'save_split', 'load_split', 'fingerprint', 'leaf_tfms', 'default_workers', 'leaf_dls',
-           'read_test', 'test_items', 'leaf_stats', 'plot_class_counts', 'per_class_accuracy', 'probs_accuracy',
-           'stats']
+__all__ = ['check_files_exist', 'check_lookalikes', 'read_labels', 'read_folder', 'read_leaves', 'read_image', 'LeafImage',
+           'check_images', 'check_folds', 'kfold_ids', 'split_leaves', 'read_table', 'save_split', 'load_split',
+           'fingerprint', 'leaf_tfms', 'default_workers', 'leaf_dls', 'read_test', 'test_items', 'leaf_stats',
+           'plot_class_counts', 'per_class_accuracy', 'probs_accuracy', 'stats']
 
 # %% ../nbs/01_data.ipynb #622ec842
 def _read_csv(csv:Path, cols, what='labels'):
@@ -28,7 +28,10 @@ def _read_csv(csv:Path, cols, what='labels'):
     except (pd.errors.ParserError, UnicodeDecodeError) as e: raise LeafDataError(f"{csv} is not a readable CSV ({e}). Save it as UTF-8 CSV with a header line.") from None
     for c in cols:
         if c not in df.columns:
-            raise LeafDataError(f"{csv} has no column '{c}' (its columns: {', '.join(map(str, df.columns))}). Rename the column or pass --{'image' if c==cols[0] else 'label'}-col NAME.")
+            sep = next((s for s in (';','\t','|') if len(df.columns)==1 and s in df.columns[0]), None)
+            if sep: raise LeafDataError(f"{csv} is separated by {sep!r}, not commas (its header: {df.columns[0][:80]}). Save it as a comma-separated CSV.")
+            fix = f"Rename the column or pass --{'image' if c==cols[0] else 'label'}-col NAME." if what=='labels' else f"Rename that column to '{c}'."
+            raise LeafDataError(f"{csv} has no column '{c}' (its columns: {', '.join(map(str, df.columns))}). {fix}")
     if not len(df): raise LeafDataError(f"{csv} has a header but no rows: add one row per image.")
     for c in cols:
         empty = np.flatnonzero(df[c].str.strip()=='')
@@ -49,65 +52,131 @@ def _check_duplicates(df, csv, image_col, label_col):
     return df.drop_duplicates(image_col).reset_index(drop=True)
 
 # %% ../nbs/01_data.ipynb #4e8d04ce
-def check_files_exist(df, path:Path, csv, image_col='image'):
-    "Raise `LeafDataError` listing images in `df` that are not under `path`"
+def check_files_exist(df, path:Path, csv, image_col='image', outside_ok=False) -> list:
+    "The resolved paths of the images in `df`; a `LeafDataError` listing those that are missing or, unless `outside_ok`, lead outside `path` (`..`, an absolute path, a link)"
     missing = [i for i,f in enumerate(df[image_col]) if not (path/f).is_file()]
     if missing:
         first = '; '.join(f"line {i+2}: {df[image_col].iloc[i]}" for i in missing[:5])
         raise LeafDataError(f"{csv}: {len(missing)} of {len(df)} listed images are not under {path} (first: {first}). Check that --data points at the folder the paths are relative to.")
+    root,res = path.resolve(),[(path/f).resolve() for f in df[image_col]]
+    out = [i for i,r in enumerate(res) if not r.is_relative_to(root)]
+    if out and not outside_ok:
+        first = '; '.join(f"line {i+2}: {df[image_col].iloc[i]} (is {res[i]})" for i in out[:3])
+        raise LeafDataError(f"{csv}: {len(out)} image path(s) lead outside {path} (first: {first}). Keep the images under the data folder, or pass --outside-data to read them where they are.")
+    return res
 
 # %% ../nbs/01_data.ipynb #1cc82459
-def read_labels(path, csv='train.csv', image_col='image', label_col='label') -> pd.DataFrame:
+def check_lookalikes(labels, where, allow=False):
+    "Refuse labels that differ only by case, surrounding spaces or Unicode normalisation (`Acer`, `acer `): silently, they would be separate species"
+    if allow: return
+    u = pd.Series(pd.unique(pd.Series(labels, dtype=str)))
+    key = u.map(lambda s: unicodedata.normalize('NFKC', s).strip().casefold())
+    groups = [sorted(g) for _,g in u.groupby(key) if len(g)>1]
+    if groups: raise LeafDataError(f"{where}: {len(groups)} group(s) of labels differ only by case, spaces or Unicode form, so each would be a species of its own: "
+        + '; '.join(' / '.join(repr(s) for s in g) for g in groups[:5]) + ". Make each species one exact label in the CSV, or pass --lookalike-labels to keep them apart on purpose.")
+
+def read_labels(path, csv='train.csv', image_col='image', label_col='label', lookalike_ok=False, outside_ok=False) -> pd.DataFrame:
     "Read and check `path/csv` (Kaggle layout); raise `LeafDataError` naming the problem"
     path = Path(path); csv = path/csv
     df = _read_csv(csv, [image_col, label_col])
     df = _check_duplicates(df, csv, image_col, label_col)
-    check_files_exist(df, path, csv, image_col)
+    check_lookalikes(df[label_col], f"{csv}, column '{label_col}'", lookalike_ok)
+    df['_file'] = check_files_exist(df, path, csv, image_col, outside_ok)
+    df = _check_duplicates(df, csv, '_file', label_col)  # one file under two names (`a.jpg`, `./a.jpg`) is one image
     return df[[image_col, label_col]].rename(columns={image_col:'image', label_col:'label'})
 
 # %% ../nbs/01_data.ipynb #75c83063
-def read_folder(path) -> pd.DataFrame:
+def read_folder(path, lookalike_ok=False) -> pd.DataFrame:
     "Table of `image,label` from a folder-per-class tree `path/<label>/**/*.jpg`: the label is the top-level folder"
     path = Path(path)
     rel = [f.relative_to(path) for f in get_image_files(path)]
     if not len(rel): raise LeafDataError(f"No images found under {path}. Expected train.csv (image,label) or a folder per species.")
     stray = [f for f in rel if len(f.parts)==1]
     if stray: raise LeafDataError(f"{path/stray[0]} is directly in {path}, not in a species folder ({len(stray)} such image(s)). Move each image into a folder named after its species, or delete it.")
-    return pd.DataFrame({'image':[f.as_posix() for f in rel], 'label':[f.parts[0] for f in rel]})
+    df = pd.DataFrame({'image':[f.as_posix() for f in rel], 'label':[f.parts[0] for f in rel]})
+    check_lookalikes(df.label, f"the species folders of {path}", lookalike_ok)
+    return df
 
 def read_leaves(path, # Data folder: Kaggle layout (train.csv + images) or a folder per species
                 csv='train.csv', # Labels file under `path`
                 image_col='image', # Image column of `csv`
                 label_col='label', # Label column of `csv`
+                lookalike_ok=False, # Keep labels that differ only by case, spaces or Unicode form as separate species
+                outside_ok=False, # Read images whose paths lead outside `path`
                ) -> pd.DataFrame:
     "Labels from `path/csv` if it exists, else from a folder-per-class tree"
     path = Path(path)
     if not path.is_dir(): raise LeafDataError(f"Data folder {path} does not exist. Pass --data DIR, the folder holding train.csv and the images.")
-    if (path/csv).exists() or any((path/f).exists() for f in ('test.csv','images')): return read_labels(path, csv, image_col, label_col)
-    return read_folder(path)
+    if (path/csv).exists() or any((path/f).exists() for f in ('test.csv','images')): return read_labels(path, csv, image_col, label_col, lookalike_ok, outside_ok)
+    return read_folder(path, lookalike_ok)
+
+# %% ../nbs/01_data.ipynb #03bdf6ad
+def _to_8bit(im):
+    "An 8-bit grayscale copy of a 16-bit, 32-bit or float image, scaled as a viewer shows it"
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith('I;16') or (im.mode=='I' and 0<=a.min() and a.max()<=65535 and a.max()>255): a = a/257
+    elif im.mode=='F' and 0<=a.min() and a.max()<=1: a = a*255
+    elif a.min()<0 or a.max()>255: a = (a-a.min())/max(a.max()-a.min(), 1e-12)*255
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
+
+def read_image(fn, # Image file (path, bytes or an open binary file)
+               mode='RGB', # Mode of the image returned
+               draft=None, # `(w,h)`: let a JPEG decode at a reduced scale no smaller than this (a quick check)
+              ) -> Image.Image:
+    "`fn` as a person sees it: EXIF orientation applied, 16-bit/32-bit/float images scaled to 8 bits, in `mode`"
+    if isinstance(fn, bytes): fn = io.BytesIO(fn)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', Image.DecompressionBombWarning)
+        try: im = Image.open(fn)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+            raise LeafDataError(f"{fn}: {_megapixels(e)} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS/1e6:.0f} megapixels). Resize it first.") from None
+    with im:
+        if draft: im.draft('RGB', draft)
+        im.load()
+        im = ImageOps.exif_transpose(im)
+    if im.mode in ('I','F') or im.mode.startswith('I;16'): im = _to_8bit(im)
+    return im.convert(mode) if mode and im.mode!=mode else im
+
+def _megapixels(e) -> str:
+    "The size in PIL's decompression-bomb message `e`, as megapixels"
+    m = re.search(r'\((\d+) pixels\)', str(e))
+    return f"the image ({int(m[1])/1e6:.0f} megapixels)" if m else "the image"
+
+class LeafImage(PILImage):
+    "A fastai `PILImage` read with `read_image`: upright, and 16-bit images with their real contrast"
+    @classmethod
+    def create(cls, fn:Path|str|Tensor|np.ndarray|bytes|Image.Image, **kwargs):
+        if isinstance(fn, (str, Path, bytes, io.IOBase)): return cls(read_image(fn))
+        return super().create(fn, **kwargs)
 
 # %% ../nbs/01_data.ipynb #c0e16527
 def _unreadable(f):
     try:
-        with Image.open(f) as im: im.draft('RGB', (64,64)); im.load()
+        read_image(f, draft=(64,64))
     except Exception as e: return f"{f} ({type(e).__name__}: {str(e)[:80]})"
 
-def check_images(path, files, quiet=False):
-    "Decode every image in `files` (relative to `path`); raise `LeafDataError` naming those that can't be read"
+def check_images(path, files, quiet=False, fix="Re-download or delete them and their rows in the CSV."):
+    "Decode every image in `files` (relative to `path`) at a reduced scale; raise `LeafDataError` naming those that can't be read"
     path = Path(path)
-    bad = [b for f in progress_bar(list(files), leave=False, display=not quiet) if (b:=_unreadable(path/f))]
-    if bad: raise LeafDataError(f"{len(bad)} image(s) cannot be read (first: {'; '.join(bad[:3])}). Re-download or delete them and their rows in the CSV.")
+    bad = [b for f in progress(list(files), leave=False, display=not quiet) if (b:=_unreadable(path/f))]
+    if bad: raise LeafDataError(f"{len(bad)} image(s) cannot be read (first: {'; '.join(bad[:3])}). {fix}")
 
 # %% ../nbs/01_data.ipynb #e77aa459
 def _check_counts(df, need, what):
     counts = df.label.value_counts()
     few = counts[counts<need]
     if len(few):
-        raise LeafDataError(f"{len(few)} species have fewer than {need} images, which {what} needs: {', '.join(f'{k!r} ({v})' for k,v in list(few.items())[:5])}. Add images, drop those species from the CSV, or {'use fewer folds (--n-folds)' if 'fold' in what else 'lower --valid-pct'}.")
+        raise LeafDataError(f"{len(few)} species have fewer than {need} images, which {what} needs: {', '.join(f'{k!r} ({v})' for k,v in list(few.items())[:5])}. Add images, drop those species from the CSV, or {'use fewer folds (--n-folds)' if 'fold' in what else 'pass --split-file with your own split'}.")
+
+def check_folds(n_folds, fold=0, holdout_ok=False):
+    "The one check of `--n-folds` and `--fold` (`LeafOptionError`); `holdout_ok`: 0 folds means a holdout split"
+    if holdout_ok and n_folds==0: return
+    check_opt(isinstance(n_folds, int) and n_folds>=2, f"--n-folds {n_folds}: k-fold needs at least 2 folds (5 is usual{'; 0: a holdout split' if holdout_ok else ''}).")
+    check_opt(isinstance(fold, int) and 0<=fold<n_folds, f"--fold {fold} is out of range for --n-folds {n_folds}: use 0..{n_folds-1}.")
 
 def kfold_ids(df, n_folds=5, seed=42) -> np.ndarray:
     "Fold number (0..n_folds-1) of each row, from a stratified k-fold split"
-    check_opt(isinstance(n_folds, int) and n_folds>=2, f"--n-folds {n_folds}: k-fold needs at least 2 folds (5 is usual).")
+    check_folds(n_folds)
     _check_counts(df, n_folds, f'--n-folds {n_folds}')
     folds = np.zeros(len(df), dtype=int)
     skf = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
@@ -123,7 +192,7 @@ def split_leaves(df, # `image,label` table (`read_leaves`)
     "Copy of `df` with an `is_valid` column (and `fold` for k-fold)"
     df = df.copy()
     if n_folds:
-        if not 0<=fold<n_folds: raise LeafDataError(f"--fold {fold} is out of range for --n-folds {n_folds}: use 0..{n_folds-1}.")
+        check_folds(n_folds, fold)
         df['fold'] = kfold_ids(df, n_folds, seed)
         df['is_valid'] = df.fold==fold
         return df
@@ -177,6 +246,11 @@ def default_workers() -> int:
     n = os.cpu_count() or 1
     return min(n if torch.cuda.is_available() else n-1, 8)
 
+def _leave_signals():
+    "In a DataLoader worker: Ctrl-C and SIGTERM are the main process's to handle (it stops at the next batch and says how to resume); sent to the whole process group, they would otherwise kill the workers first"
+    import signal
+    for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_IGN)
+
 def leaf_dls(path, # Data folder the `image` paths are relative to
              sdf=None, # Split table (`split_leaves`); made from `path` if `None`
              size=128, # Image size (square)
@@ -193,40 +267,44 @@ def leaf_dls(path, # Data folder the `image` paths are relative to
     if sdf is None: sdf = split_leaves(read_leaves(path), valid_pct, seed, n_folds, fold)
     item_tfms,batch_tfms = leaf_tfms(size, aug)
     sdf = sdf.assign(file=[path/f for f in sdf.image])  # `Path` joins keep absolute paths in the CSV working
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=ColReader('file'), get_y=ColReader('label'),
+    dblock = DataBlock(blocks=(ImageBlock(LeafImage), CategoryBlock), get_x=ColReader('file'), get_y=ColReader('label'),
                        splitter=ColSplitter('is_valid'), item_tfms=item_tfms, batch_tfms=[*batch_tfms, Normalize.from_stats(mean, std)])
     if num_workers is None: num_workers = default_workers()
-    return dblock.dataloaders(sdf, bs=bs, num_workers=num_workers, device=device, **kwargs)
+    return dblock.dataloaders(sdf, bs=bs, num_workers=num_workers, device=device, wif=_leave_signals, **kwargs)
 
 # %% ../nbs/01_data.ipynb #6aed606d
-def read_test(path, csv='test.csv', image_col='image') -> pd.DataFrame:
-    "Read and check `path/csv`: one image path per row, relative to `path`"
+def read_test(path, csv='test.csv', image_col='image', outside_ok=False) -> pd.DataFrame:
+    "Read and check `path/csv`: one image path per row, relative to `path` (and under it, unless `outside_ok`)"
     path = Path(path); csv = path/csv
     df = _read_csv(csv, [image_col], 'test images')
-    check_files_exist(df, path, csv, image_col)
+    check_files_exist(df, path, csv, image_col, outside_ok)
     return df[[image_col]].rename(columns={image_col:'image'})
 
-def test_items(path, files=None, csv='test.csv', image_col='image') -> list:
+def test_items(path, files=None, csv='test.csv', image_col='image', outside_ok=False) -> list:
     "Paths of the test images: `files` if given, else those listed in `path/csv`, in order"
     if files is not None:
         missing = [f for f in files if not Path(f).is_file()]
         if missing: raise LeafDataError(f"{len(missing)} image file(s) not found (first: {missing[0]}).")
+        check_images('', files, quiet=True, fix="Pass image files that open in an image viewer.")
         return [Path(f) for f in files]
-    return [Path(path)/f for f in read_test(path, csv, image_col).image]
+    return [Path(path)/f for f in read_test(path, csv, image_col, outside_ok).image]
 
 # %% ../nbs/01_data.ipynb #e29a9b77
 def _header(f):
-    with Image.open(f) as im: return im.size, im.mode
+    "Size (upright, as `read_image` turns it) and mode of image `f`, from its header"
+    with Image.open(f) as im:
+        (w,h),turned = im.size, im.getexif().get(0x0112, 1) in (5,6,7,8)
+        return ((h,w) if turned else (w,h)), im.mode
 
-def leaf_stats(path, csv='train.csv', image_col='image', label_col='label', n_top=10) -> dict:
+def leaf_stats(path, csv='train.csv', image_col='image', label_col='label', n_top=10, lookalike_ok=False, outside_ok=False) -> dict:
     "Dataset statistics of the leaf data under `path`"
     path = Path(path)
-    df = read_leaves(path, csv, image_col, label_col)
+    df = read_leaves(path, csv, image_col, label_col, lookalike_ok, outside_ok)
     counts = df.label.value_counts()
     files = list(df.image)
-    tdf = read_test(path) if (path/'test.csv').exists() else None
+    tdf = read_test(path, outside_ok=outside_ok) if (path/'test.csv').exists() else None
     if tdf is not None: files += list(tdf.image)
-    heads = [_header(path/f) for f in progress_bar(files, leave=False)]
+    heads = [_header(path/f) for f in progress(files, leave=False)]
     sizes = pd.Series([f"{w}x{h}" for (w,h),_ in heads]).value_counts()
     modes = pd.Series([m for _,m in heads]).value_counts()
     return dict(n_train=len(df), n_test=0 if tdf is None else len(tdf), n_classes=len(counts),
@@ -267,13 +345,15 @@ def stats(data:str=None, # Folder with train.csv (and test.csv) and the images
           out:str='class_counts.png', # Plot of the class distribution (.png, .pdf, .svg or .jpg)
           image_col:str='image', # Image column of train.csv
           label_col:str='label', # Label column of train.csv
+          lookalike_labels:bool=False, # Keep labels that differ only by case, spaces or Unicode form (Acer, acer) as separate species
+          outside_data:bool=False, # Read images whose paths in the CSVs lead outside --data (.., absolute paths, links)
          ) -> dict:
     "Dataset statistics: images, species, the most and least frequent, images per species, image sizes and modes"
     check_opt(data is not None, "Pass --data DIR, the folder holding train.csv and the images.")
     out = Path(out)
     check_opt(out.suffix.lower() in _plot_suffixes, f"--out {out}: name the plot file with one of {', '.join(_plot_suffixes)} (e.g. {out.with_suffix('.png')}).")
     check_output(out, [Path(data)/'train.csv', Path(data)/'test.csv'])
-    st = leaf_stats(data, image_col=image_col, label_col=label_col)
+    st = leaf_stats(data, image_col=image_col, label_col=label_col, lookalike_ok=lookalike_labels, outside_ok=outside_data)
     pc = st['per_class']
     print(f"{st['n_train']} labelled images, {st['n_test']} test images, {st['n_classes']} species")
     print(f"images per species: mean {pc['mean']}, std {pc['std']}, min {pc['min']}, max {pc['max']}")

@@ -11,10 +11,10 @@ from scipy.optimize import minimize
 from .core import *
 from .data import *
 from .rundir import RunDir
-from .predict import load_run, predict_probs, write_submission, check_outputs, pick_engine
+from .predict import load_run, predict_probs, write_submission, check_outputs, pick_engine, check_tta
 
 # %% auto #0
-__all__ = ['Member', 'check_members', 'combine', 'fit_weights', 'ensemble_weights', 'ensemble_report', 'ensemble']
+__all__ = ['Member', 'check_members', 'combine', 'fit_weights', 'ensemble_weights', 'check_method', 'ensemble_report', 'ensemble']
 
 # %% ../nbs/09_ensemble.ipynb #97481664
 class Member:
@@ -27,15 +27,20 @@ class Member:
         self.valid = rd.valid_probs().set_index('image')  # labels as the exact strings of train.csv
     def __repr__(self): return f"Member({self.path.name}, {len(self.runs)} run(s))"
 
-    def test_probs(self, data=None, files=None, tta=0, engine='auto') -> pd.DataFrame:
+    def test_probs(self, data=None, files=None, tta=0, engine='auto', outside_ok=False) -> pd.DataFrame:
         "Mean over this member's runs of the test probabilities, in test.csv order (`engine`: see `predict`)"
-        items = test_items(data, files)
+        items = test_items(data, files, outside_ok=outside_ok)
         res = [predict_probs(load_run(r, engine=pick_engine(r, engine)), items, tta) for r in self.runs]
         return sum(res)/len(res)
 
 # %% ../nbs/09_ensemble.ipynb #fceae3c3
 def check_members(members):
-    "Refuse members whose classes differ"
+    "Refuse the same run twice (it would count double) and members whose classes differ"
+    seen = {}
+    for m in members:
+        for r in map(lambda p: Path(p).resolve(), m.runs):
+            if r in seen: raise LeafOptionError(f"{r} is named twice ({seen[r]} and {m.path}): each run would count double. Name each run (or cv folder) once; use --method weighted to weigh one run more.")
+            seen[r] = m.path
     ref = members[0]
     for m in members[1:]:
         if m.classes!=ref.classes:
@@ -73,7 +78,11 @@ def ensemble_weights(members, method='mean'):
         common = _common(members)
         if not len(common): raise LeafRunError("--method fit needs out-of-fold predictions on the same images: pass `leaf_fastai cv` folders of the same data.")
         return list(fit_weights([m.valid.loc[common, m.classes].values for m in members], members[0].valid.loc[common].label, members[0].classes))
-    check_opt(method in ('mean','vote'), f"--method {method!r}: use mean, vote, weighted or fit.")
+    check_method(method)
+
+def check_method(method):
+    "The one check of `--method` (`LeafOptionError`)"
+    check_opt(method in ('mean','vote','weighted','fit'), f"--method {method!r}: use mean, vote, weighted or fit.")
 
 def _common(members):
     idx = members[0].valid.index
@@ -97,21 +106,21 @@ def ensemble(*paths:str, # Run folders (`leaf_fastai train`) or CV folders (`lea
              tta:int=2, # Test-time augmentation passes per member (0: off; see `predict`)
              out:str='submission.csv', # Submission to write; probabilities go to <out>_probs.csv
              engine:str='auto', # auto (onnx for runs with a model.onnx from `leaf_fastai export`, else torch), torch or onnx
+             outside_data:bool=False, # Read images whose paths in test.csv lead outside --data (.., absolute paths, links)
             ) -> tuple:
     "Combine the runs among `paths` on `data`'s test images (or the image files among `paths`); write `out` (and `<out>_probs.csv`). Returns (submission, report)"
     runs,files = [p for p in paths if Path(p).is_dir()], [p for p in paths if not Path(p).is_dir()] or None
     check_opt(len(runs)>=2, f"An ensemble needs at least two run folders (got {len(runs)}): pass the --out folders of `leaf_fastai train` or `cv`.")
-    check_opt(method in ('mean','vote','weighted','fit'), f"--method {method!r}: use mean, vote, weighted or fit.")
-    check_opt(tta>=0, f"--tta {tta}: use 0 (no test-time augmentation) or a number of augmented passes, e.g. 2.")
+    check_method(method); check_tta(tta)
     check_opt(engine in ('auto','torch','onnx'), f"--engine {engine!r}: use auto, torch or onnx.")
     check_opt(files or data is not None, "Nothing to predict: pass --data DIR (with test.csv) or image files after the run folders.")
     out = Path(out)
-    images = check_outputs(out, runs, data, files)
+    images = check_outputs(out, runs, data, files, outside_ok=outside_data)
     members = [Member(r) for r in runs]
     check_members(members)
     weights = ensemble_weights(members, method)
     report = ensemble_report(members, method, weights)
-    probs = [m.test_probs(data, files, tta, engine) for m in members]
+    probs = [m.test_probs(data, files, tta, engine, outside_data) for m in members]
     comb = combine([p.values for p in probs], method, weights)
     comb = pd.DataFrame(comb/comb.sum(1, keepdims=True), columns=members[0].classes)
     sub = write_submission(comb, images, out, out.with_name(out.stem+'_probs.csv'))

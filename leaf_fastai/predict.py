@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_predict.ipynb #0581209d
 from __future__ import annotations
-import json, hashlib, importlib.util
+import json, hashlib, contextlib, importlib.util
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -19,14 +19,14 @@ from .rundir import RunDir
 
 # %% auto #0
 __all__ = ['load_run', 'OnnxModel', 'load_onnx', 'pick_engine', 'predict_probs', 'top_k', 'write_submission', 'check_outputs',
-           'predict']
+           'check_tta', 'predict']
 
 # %% ../nbs/06_predict.ipynb #dee07112
 def _infer_dls(meta, bs=64, num_workers=None, normalize=True):
     "`DataLoaders` that only carry `meta`'s transforms and classes, for `test_dl` (batches in 0-1 without `normalize`)"
     classes = meta['classes']
     item_tfms,_ = leaf_tfms(meta['size'], 'flips')  # the flips are what TTA varies
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=classes)),  # items: images, or (image, label) pairs
+    dblock = DataBlock(blocks=(ImageBlock(LeafImage), CategoryBlock(vocab=classes)),  # items: images, or (image, label) pairs
                        get_x=lambda o: o[0] if isinstance(o, tuple) else o, get_y=lambda o: o[1] if isinstance(o, tuple) else classes[0],
                        splitter=lambda o: ([0],[1]), item_tfms=item_tfms, batch_tfms=Normalize.from_stats(meta['mean'], meta['std']) if normalize else None)
     blank = Image.new('RGB', (meta['size'],)*2)
@@ -126,19 +126,24 @@ def top_k(probs:pd.DataFrame, images, k=3) -> list:
 
 # %% ../nbs/06_predict.ipynb #6a6994bc
 def write_submission(probs:pd.DataFrame, images, out, probs_out=None):
-    "Write `image,label` (argmax of `probs`) to `out`, and the probabilities to `probs_out`, atomically"
+    "Write `image,label` (argmax of `probs`) to `out`, and the probabilities to `probs_out`: both or, if either write fails, neither"
     sub = pd.DataFrame({'image': list(images), 'label': probs.idxmax(axis=1).values})
-    with atomic_path(out) as tmp: sub.to_csv(tmp, index=False)
-    if probs_out:
-        with atomic_path(probs_out) as tmp: probs.assign(image=list(images)).set_index('image').to_csv(tmp)
+    with atomic_path(out) as t1, (atomic_path(probs_out) if probs_out else contextlib.nullcontext()) as t2:
+        sub.to_csv(t1, index=False)  # both files are renamed into place only once both are written
+        if probs_out: probs.assign(image=list(images)).set_index('image').to_csv(t2)
     return sub
 
-def check_outputs(out:Path, runs, data=None, files=None) -> list:
+def check_outputs(out:Path, runs, data=None, files=None, outside_ok=False) -> list:
     "The images to predict (`files`, or `data`'s test.csv), after refusing an `out` (or its `_probs.csv`) that is one of the inputs: the data's CSVs and images, the runs' own files"
-    images = list(files) if files else read_test(data).image.tolist()
+    images = list(files) if files else read_test(data, outside_ok=outside_ok).image.tolist()
+    check_images('' if files else data, images, quiet=True, fix="Pass image files that open in an image viewer." if files else "Re-download them, or delete their rows in test.csv.")
     inputs = [*(files or [Path(data)/'train.csv', Path(data)/'test.csv', *(Path(data)/f for f in images)]), *(f for r in runs for f in RunDir(r).own_files())]
     for o in (out, out.with_name(out.stem+'_probs.csv')): check_output(o, inputs)
     return images
+
+def check_tta(tta):
+    "The one check of `--tta` (`LeafOptionError`), for `predict`, `ensemble` and `app`"
+    check_opt(isinstance(tta, int) and tta>=0, f"--tta {tta}: use 0 (no test-time augmentation) or a number of augmented passes, e.g. 2.")
 
 def predict(*files:str, # Image files to classify instead of test.csv (prints the top k)
             run:str=None, # Run folder written by `leaf_fastai train`
@@ -150,14 +155,15 @@ def predict(*files:str, # Image files to classify instead of test.csv (prints th
             bs:int=64, # Batch size
             num_workers:int=None, # DataLoader workers
             engine:str='auto', # auto (onnx when the run has a model.onnx from `leaf_fastai export`, else torch), torch or onnx
+            outside_data:bool=False, # Read images whose paths in test.csv lead outside --data (.., absolute paths, links)
            ) -> pd.DataFrame:
     "Predict `data`'s test.csv with the model in `run` and write a Kaggle submission; or print the top `k` for `files`"
     check_opt(run is not None, "Which model? Pass --run DIR, the --out folder of `leaf_fastai train`.")
-    check_opt(tta>=0, f"--tta {tta}: use 0 (no test-time augmentation) or a number of augmented passes, e.g. 2.")
+    check_tta(tta)
     check_opt(k>=1 and bs>=1, f"--k {k} --bs {bs}: both must be at least 1.")
     check_opt(files or data is not None, "Nothing to predict: pass --data DIR (with test.csv) or image files.")
     out = Path(out)
-    if not files: images = check_outputs(out, [run], data)
+    if not files: images = check_outputs(out, [run], data, outside_ok=outside_data)
     learn = load_run(run, trust_pickle, bs, num_workers, pick_engine(run, engine))
     if files:
         probs = predict_probs(learn, test_items(None, files), tta)

@@ -4,6 +4,7 @@
 
 # %% ../nbs/10_report.ipynb #f4b3fdce
 from __future__ import annotations
+import sys
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
@@ -22,6 +23,7 @@ def valid_interp(run_dir, data, trust_pickle=False) -> ClassificationInterpretat
     rd = RunDir(run_dir)
     learn = load_run(rd.path, trust_pickle)
     sdf = rd.read_split()
+    check_files_exist(sdf[sdf.is_valid], Path(data), rd/'split.csv', outside_ok=True)  # a validation image deleted since: named, before any work
     m = learn.meta
     dls = leaf_dls(data, sdf, m['size'], 64, 'none', m['mean'], m['std'], num_workers=0)
     if list(map(str, dls.vocab))!=m['classes']: raise LeafRunError(f"The classes in {data} differ from those {rd.path} was trained on; pass the run's own --data.")
@@ -29,6 +31,14 @@ def valid_interp(run_dir, data, trust_pickle=False) -> ClassificationInterpretat
     with learn.no_bar(): return ClassificationInterpretation.from_learner(learn)
 
 # %% ../nbs/10_report.ipynb #fa7587f7
+def _relabelled(rd, data) -> int:
+    "How many images of the run's split have another label in `data` now, or are not in it any more"
+    o = rd.read_json('config.json').get('options', {})
+    try: now = read_leaves(data, image_col=o.get('image_col','image'), label_col=o.get('label_col','label'), lookalike_ok=True, outside_ok=True).set_index('image').label
+    except LeafError: return 0  # `valid_interp` names what is wrong with the data
+    sdf = rd.read_split()
+    return int((sdf.image.map(now)!=sdf.label).sum())
+
 def _save(fig, fn):
     with atomic_path(fn) as tmp: fig.savefig(tmp, dpi=90, bbox_inches='tight')
     plt.close(fig)
@@ -49,6 +59,7 @@ def report(run:str=None, # Run folder written by `leaf_fastai train`
     per_class = per_class_accuracy(pdf, classes)
     res = dict(per_class=per_class)
     if data is not None:
+        if n:=_relabelled(rd, data): print(f"note: {n} of the run's images have another label in {data} now, or are gone from it: this report keeps the labels the run was trained on ({rd/'split.csv'}).", file=sys.stderr)
         interp = valid_interp(rd.path, data, trust_pickle)
         res['most_confused'] = interp.most_confused(min_val=1)[:n_worst]
         interp.plot_confusion_matrix(figsize=(max(6, len(classes)*0.12),)*2, dpi=60)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_rundir.ipynb #6bf6cbe6
 from __future__ import annotations
-import os, sys, json, shutil, hashlib, fcntl
+import os, sys, json, shutil, hashlib, fcntl, contextlib
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -102,14 +102,24 @@ def unlock(self:RunDir):
 @patch
 def start(self:RunDir, config:dict, overwrite=False):
     "Claim the folder for a new run: check it, lock it, clear it (`overwrite`), write `config.json`"
+    self._made = not self.path.exists()
     self.check_new(overwrite).lock()
     if self.writer:
         for f in self.files():
             p = self.path/f
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-    self.state = {}
+    self.state = {'options': config.get('options', {})}  # written with the first checkpoint: what `resumable` holds config.json to
     self.write_json('config.json', config)
     return self
+
+@patch
+def unclaim(self:RunDir):
+    "Undo `start` for a run that stopped before its first checkpoint: its `config.json` and lock go, and the folder if that leaves it empty"
+    if not self.writer or self.exists('state.json'): return
+    (self.path/'config.json').unlink(missing_ok=True)
+    self.unlock(); (self.path/'.lock').unlink(missing_ok=True)
+    if getattr(self, '_made', False):
+        with contextlib.suppress(OSError): self.path.rmdir()  # the folder this run made, if nothing else is in it
 
 # %% ../nbs/04_rundir.ipynb #b09928d0
 def _sha256(f): return hashlib.sha256(Path(f).read_bytes()).hexdigest()
@@ -147,13 +157,23 @@ def load_checkpoint(self:RunDir, learn, name, with_opt=False):
     load_model(self.verify_checkpoint(name), learn.model, getattr(learn, 'opt', None), with_opt=with_opt, device=learn.dls.device, weights_only=True)
 
 # %% ../nbs/04_rundir.ipynb #cef5952e
+_free = ('out','overwrite','quiet','num_workers','resume','check','plan')  # may differ on resume: where the run is, how it talks
+
+def _same_options(rd, rec, now):
+    "Refuse to resume when config.json's options are not those the run started with (an edit would change its schedule silently)"
+    if not rec: return
+    moved = [k for k in rec if k not in _free and not (k=='lr' and rec[k]=='auto') and rec[k]!=now.get(k)]
+    if moved: raise LeafRunError(f"{rd/'config.json'} was changed since the run started ({', '.join(f'{k}: {rec[k]!r} -> {now.get(k)!r}' for k in moved[:4])}): "
+        f"a resumed run keeps its own options. Restore config.json to resume, or start a new run with the new options (--overwrite).")
+
 @patch
 def resumable(self:RunDir) -> dict:
     "The options of the interrupted run here, its state loaded and its checkpoints verified"
     if not self.exists('state.json') or not self.exists('config.json'):
-        raise LeafRunError(f"{self.path} has no resumable state (config.json, state.json). Start a new run instead.")
+        raise LeafRunError(f"{self.path} has no resumable state (config.json, state.json): it stopped before its first checkpoint, or is not a run folder. Start the run again with --out {self.path} --overwrite.")
     cfg,self.state = self.read_json('config.json'),self.read_json('state.json')
     if self.exists('metrics.json'): raise LeafRunError(f"{self.path} is a finished run; nothing to resume. Start a new run (--overwrite to replace it).")
+    _same_options(self, self.state.get('options'), cfg['options'])
     for name in self.state.get('checkpoints', {}): self.verify_checkpoint(name)
     if not self.has_checkpoint('last'): raise LeafRunError(f"{self.path} was interrupted before its first checkpoint; nothing to resume. Start it again with --overwrite.")
     return cfg['options']
@@ -182,7 +202,20 @@ def read_meta(self:RunDir) -> dict:
     missing = [k for k in ('arch','classes','size','mean','std') if k not in meta]
     if missing: raise LeafRunError(f"{self/'model.json'} lacks {', '.join(missing)}. Re-train or restore the run folder.")
     meta['classes'] = [str(c) for c in meta['classes']]
+    if self.exists('model.safetensors'): _same_as_weights(self, meta)
     return meta
+
+def _same_as_weights(rd, meta):
+    "Refuse a `model.json` that disagrees with what `model.safetensors` recorded when the run saved it (an edit, or another run's file)"
+    from safetensors import safe_open
+    try:
+        with safe_open(rd/'model.safetensors', 'pt') as f: rec = json.loads((f.metadata() or {}).get('leaf_fastai', 'null'))
+    except Exception as e: raise LeafRunError(f"{rd/'model.safetensors'} is damaged ({str(e)[:120]}). Re-train or restore the run folder.") from None
+    if rec is None: return  # weights saved without a record: nothing to compare
+    rec['classes'] = [str(c) for c in rec.get('classes', [])]
+    bad = [k for k in ('arch','classes','size','mean','std') if k in rec and rec[k]!=meta[k]]
+    if bad: raise LeafRunError(f"{rd/'model.json'} does not match the weights in {rd/'model.safetensors'} ({', '.join(bad)} differ"
+        + (", e.g. the order of the classes" if 'classes' in bad else '') + "): it was edited or comes from another run. Restore the run's own model.json, or re-train.")
 
 @patch
 def read_split(self:RunDir) -> pd.DataFrame: return load_split(self._need('split.csv'))

@@ -18,7 +18,7 @@ from .data import *
 from .models import *
 from .callbacks import *
 from .rundir import RunDir, model_meta
-from .warmup import head_warmup, cached_pass, subsample, tail_learner, split_trunk
+from .warmup import head_warmup, cached_pass, subsample, tail_learner, split_trunk, check_frac
 from .budget import parse_budget, process_start, calibrate, plan_run, plan_tail, describe, time_tail, FitBy
 from types import SimpleNamespace
 
@@ -49,15 +49,14 @@ def check_options(**o) -> AttrDict:
     for k in ('head_lr','lr_mult'): _number(k, o[k], 0, lo_ok=False)
     for k in ('label_smoothing','ps','ema'): _number(k, o[k], 0, 1)
     _number('valid_pct', o.valid_pct, 0, 1, lo_ok=False, what='a fraction between 0 and 1, such as 0.1 (training needs validation images to pick and report the model)')
-    _number('warmup_frac', o.warmup_frac, 0, lo_ok=False, what='a fraction in (0, 1]'); check_opt(o.warmup_frac<=1, f"--warmup-frac {o.warmup_frac}: use a fraction in (0, 1].")
-    check_opt(o.n_folds==0 or o.n_folds>=2, f"--n-folds {o.n_folds}: k-fold needs at least 2 folds (0: a holdout split).")
-    check_opt(o.n_folds==0 or 0<=o.fold<o.n_folds, f"--fold {o.fold} is out of range for --n-folds {o.n_folds}: use 0..{o.n_folds-1}.")
+    check_frac(o.warmup_frac)
+    check_folds(o.n_folds, o.fold, holdout_ok=True)
     check_opt(not (o.cache=='disk' and o.views>1), "--cache disk keeps one view of the images: use it with --views 1.")
     if o.num_workers is not None: _number('num_workers', o.num_workers, 0, what='0 or more')
     check_arch(o.arch)
     for k in ('data','split_file','weights'):
         if o[k] is not None: o[k] = str(Path(o[k]).expanduser().absolute())
-    o.out = str(RunDir(o.out).path)
+    o.out = str(Path(o.out).expanduser().absolute())  # as `RunDir` makes it
     return o
 
 # %% ../nbs/07_train.ipynb #bebff10d
@@ -74,7 +73,7 @@ def _versions():
 
 def _read_split(o):
     if o.split_file: return load_split(o.split_file)
-    return split_leaves(read_leaves(o.data, image_col=o.image_col, label_col=o.label_col), o.valid_pct, o.seed, o.n_folds or None, o.fold)
+    return split_leaves(read_leaves(o.data, image_col=o.image_col, label_col=o.label_col, lookalike_ok=o.lookalike_labels, outside_ok=o.outside_data), o.valid_pct, o.seed, o.n_folds or None, o.fold)
 
 def _quiet(learn, phase):
     "No progress bars: one named line per epoch"
@@ -236,27 +235,28 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
           check:bool=True, # Decode every image once before training, naming unreadable ones (--no-check: skip)
           image_col:str='image', # Image column of train.csv
           label_col:str='label', # Label column of train.csv
+          lookalike_labels:bool=False, # Keep labels that differ only by case, spaces or Unicode form (Acer, acer) as separate species
+          outside_data:bool=False, # Read images whose paths in train.csv lead outside --data (.., absolute paths, links)
           overwrite:bool=False, # Replace the run already in --out (its files are deleted first)
           resume:str=None, # Run folder of an interrupted run to continue (its own options and schedule; other options are ignored)
          ) -> Learner:
     "Fine-tune timm `arch` on the leaves under `data`; write the run folder `out`. Returns the `Learner`"
     if resume: return resume_run(resume)
     o = check_options(**{k:v for k,v in locals().items() if k!='resume'})
-    RunDir(o.out).check_new(o.overwrite)
-    return _fit_run(o)
+    return _fit_run(o, RunDir(o.out).check_new(o.overwrite))  # the one `RunDir` of this run; checked again when it is locked
 
 def resume_run(run_dir) -> Learner:
     "Continue the interrupted run in `run_dir` with its own options and schedule"
     rd = RunDir(run_dir)
     o = check_options(**{**rd.resumable(), 'out': str(rd.path)})  # the folder as it is now: it may have been moved or copied
-    return _fit_run(o, rd.state)
+    return _fit_run(o, rd, rd.state)
 
 # %% ../nbs/07_train.ipynb #c04e535c
 _first_run = True
 
-def _fit_run(o, state=None) -> Learner:
+def _fit_run(o, rd, state=None) -> Learner:
     global _first_run
-    t_start,rd = (process_start() if _first_run and not IN_NOTEBOOK else time.time()),RunDir(o.out)
+    t_start = process_start() if _first_run and not IN_NOTEBOOK else time.time()
     _first_run = False
     o.quiet = o.quiet or not (sys.stdout.isatty() or IN_NOTEBOOK)
     _init_distrib(); set_seed(o.seed, reproducible=True)
@@ -268,10 +268,14 @@ def _fit_run(o, state=None) -> Learner:
     learn = _learner(o, sdf, w, rd)
     if o.tail_epochs or o.budget_s: _check_tail(learn, o)
     if o.budget_s and not state: _plan(learn, o, sdf, t_start)
-    if state: rd.state = state; rd.lock()
-    else: rd.start(dict(options=dict(o), versions=_versions()), o.overwrite)
+    if state:
+        rec = state.get('data_fingerprint')
+        check_opt(rec in (None, fingerprint(sdf)), f"The images or labels under {o.data} (or --split-file) changed since {rd.path} started: its split is not the one it trained on. Restore them to resume, or start a new run (--overwrite).")
+        rd.state = state; rd.lock()
+    else: rd.start(dict(options=dict(o), versions=_versions()), o.overwrite); rd.state['data_fingerprint'] = fingerprint(sdf)
     t0 = time.time()
-    prior,best,cache = _warm_up(learn, o, rd, state)
+    try: prior,best,cache = _warm_up(learn, o, rd, state)
+    except BaseException: rd.unclaim(); raise  # stopped before the first checkpoint: the folder is left as it was found
     t1 = time.time()
     mb = cache and round(sum(getattr(cache.get(k), 'nbytes', 0) for k in ('mt','mv'))/2**20)
     if cache is not None: prior,best = _tail(learn, o, rd, cache, prior, best, state, t_start)
@@ -279,8 +283,10 @@ def _fit_run(o, state=None) -> Learner:
     learn.unfreeze()
     t0 = time.time()
     start = state.get('epochs_done', 0) if state and state.get('phase')=='fine_tune' else 0
-    if o.epochs:
-        check_opt(start<o.epochs, f"{rd.path} already finished its {o.epochs} epochs; nothing to resume.")
+    rest = bool(o.epochs) and start<o.epochs
+    if state and not rest and cache is None and 'best' in rd.state.get('checkpoints', {}):
+        rd.load_checkpoint(learn, 'best')  # stopped after its last epoch, while its files were written: finish them from the model the run ends with
+    if rest:
         lr = _lr(learn, o, rd)
         cbs = _fine_tune_cbs(o, rd, sdf, prior, start, best, w)
         _fit_interruptible(learn, rd, lambda stop: learn.fit_one_cycle(o.epochs, slice(lr/o.lr_mult, lr), cbs=cbs+[stop], start_epoch=start))
@@ -288,7 +294,7 @@ def _fit_run(o, state=None) -> Learner:
     learn.n_processes = max(1, num_distrib())
     if torch.distributed.is_initialized():  # from here each process works alone, and only the first writes the run
         torch.distributed.destroy_process_group(); os.environ['WORLD_SIZE'] = '1'
-    learn.history = pd.concat([prior, history_df(learn, epoch0=start)]) if o.epochs else prior
+    learn.history = pd.concat([prior, history_df(learn, epoch0=start)]) if rest else prior
     if o.budget_s: timings['plan'] = dict(o.plan)
     learn.valid_acc = save_run(learn, rd, o, w, sdf, timings, t_start)
     return learn

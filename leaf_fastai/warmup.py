@@ -11,14 +11,13 @@ from torch import nn
 from fastcore.basics import AttrDict
 from numpy.lib.format import open_memmap, write_array_header_2_0
 from fastai.vision.all import Learner, DataLoaders, accuracy, noop, to_detach, params
-from fastprogress.fastprogress import progress_bar
 from .core import *
 from .models import fold_bn
 from .callbacks import trim_memory, BnEval
 
 # %% auto #0
-__all__ = ['DiskRows', 'head_inputs', 'TensorBatches', 'subsample', 'trunk_units', 'split_trunk', 'head_warmup', 'cached_pass',
-           'tail_learner']
+__all__ = ['DiskRows', 'head_inputs', 'TensorBatches', 'check_frac', 'subsample', 'trunk_units', 'split_trunk', 'head_warmup',
+           'cached_pass', 'tail_learner']
 
 # %% ../nbs/05_warmup.ipynb #1595959c
 class DiskRows:
@@ -55,12 +54,12 @@ def head_inputs(learn, dl, quiet=False, cache=None, split=None) -> tuple:
     n,ys,fast = len(dl.dataset),[],None
     feats = _Rows(n, cache)
     maps = _Rows(n, cache and Path(cache).with_suffix('.maps.npy')) if split else None
-    for xb,yb in progress_bar(dl, leave=False, display=not quiet):
+    for xb,yb in progress(dl, leave=False, display=not quiet):
         xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
         if fast is None: fast = [fold_bn(m, x).to(memory_format=torch.channels_last) for m,x in _parts(learn, split, xb[:4])]
         a = fast[0](xb)
-        if split: maps.add(a.half()); a = fast[1](a)
-        feats.add(pool(a).float()); ys.append(yb.as_subclass(torch.Tensor))
+        if split: maps.add(a.half().cpu()); a = fast[1](a)
+        feats.add(pool(a).float().cpu()); ys.append(yb.as_subclass(torch.Tensor).cpu())  # the caches live in CPU memory
         if len(ys)%8==0: trim_memory()  # see `TrimMemory`
     return feats.done(), torch.cat(ys), (maps.done() if split else None)
 
@@ -73,8 +72,9 @@ def _parts(learn, split, x):
 class TensorBatches:
     "Batches `(x[j], y[j])` of tensors (or `DiskRows`), `j` consecutive or, if `shuffle`, random (full batches, `n_batches` an epoch)"
     n_inp = 1
-    def __init__(self, x, y, bs=256, shuffle=False, n_batches=None, flips=False):
+    def __init__(self, x, y, bs=256, shuffle=False, n_batches=None, flips=False, device=None):
         self.x,self.y,self.bs,self.shuffle,self.flips = x,y,bs,shuffle,flips
+        self.device = torch.device(device or 'cpu')  # where the batches go, and so (through fastai's `TrainEvalCallback`) the model
         self.n_batches,self.perm,self.pos = n_batches,None,len(x)
     def __len__(self):
         if not self.shuffle: return -(-len(self.x)//self.bs)
@@ -87,20 +87,24 @@ class TensorBatches:
     def __iter__(self):
         for i in range(len(self)):
             j = self._idx(i)
-            x = self.x[j]
+            x = torch.as_tensor(self.x[j]).to(self.device, non_blocking=True)
             if x.ndim==4: x = (_flips(x.float()) if self.flips else x.float()).contiguous(memory_format=torch.channels_last)
-            yield x, self.y[j]
+            yield x, self.y[j].to(self.device, non_blocking=True)
     def to_detach(self, b, cpu=True, gather=True): return to_detach(b, cpu, gather=False)  # each process holds all of its cache
 
 def _flips(x):
     "Each map flipped left-right and/or upside down, at random"
-    for d in (3,2): x = torch.where(torch.rand(len(x),1,1,1)<0.5, x.flip(d), x)
+    for d in (3,2): x = torch.where(torch.rand(len(x),1,1,1, device=x.device)<0.5, x.flip(d), x)
     return x
 
 # %% ../nbs/05_warmup.ipynb #25a86b7e
+def check_frac(frac):
+    "The one check of `--warmup-frac` (`LeafOptionError`)"
+    check_opt(isinstance(frac, (int, float)) and 0<frac<=1, f"--warmup-frac {frac}: use a fraction in (0, 1].")
+
 def subsample(df, frac, seed=42, label_col='label') -> pd.DataFrame:
     "A stratified `frac` of the rows of `df`, at least one per label, in their original order"
-    check_opt(0<frac<=1, f"--warmup-frac {frac}: use a fraction in (0, 1].")
+    check_frac(frac)
     rng = np.random.default_rng(seed)
     keep = [rng.choice(ix, max(1, round(len(ix)*frac)), replace=False) for ix in df.groupby(label_col).indices.values()]
     return df.iloc[np.sort(np.concatenate(keep))]
@@ -119,7 +123,7 @@ def trunk_units(model) -> list|None:
     was = model.training; model.eval()
     try:
         with torch.no_grad():
-            x = torch.randn(2, 3, 64, 64); ref = model.forward_features(x)
+            x = torch.randn(2, 3, 64, 64, device=next(model.parameters()).device); ref = model.forward_features(x)
             for _,m in units: x = m(x)
         ok = x.shape==ref.shape and torch.allclose(x, ref, atol=1e-5)
     except Exception: ok = False
@@ -154,7 +158,8 @@ def head_warmup(learn, # A `leaf_learner` with pretrained weights, body frozen
     "Train `learn`'s head on cached body features of (a stratified `frac` of) the training images; returns the head's own `Learner`"
     check_opt(not (cache_dir and views>1), "--cache disk keeps one view of the images: use it with --views 1.")
     c = cached_pass(learn, views, frac, seed, cache_dir, quiet, cut)
-    fdls = DataLoaders(TensorBatches(c.xt, c.yt, min(bs, len(c.xt)//2), shuffle=True), TensorBatches(c.xv, c.yv, 1024))
+    dev = learn.dls.device
+    fdls = DataLoaders(TensorBatches(c.xt, c.yt, min(bs, len(c.xt)//2), shuffle=True, device=dev), TensorBatches(c.xv, c.yv, 1024, device=dev))
     hlearn = Learner(fdls, learn.model[1][2:], loss_func=learn.loss_func, metrics=accuracy, opt_func=learn.opt_func, wd=learn.wd)
     hlearn.n_features,hlearn.cache = len(c.xt),c
     if quiet: hlearn.remove_cb(hlearn.progress); hlearn.logger = noop
@@ -169,6 +174,7 @@ def head_warmup(learn, # A `leaf_learner` with pretrained weights, body frozen
 def cached_pass(learn, views=1, frac=1., seed=42, cache_dir=None, quiet=False, cut=0) -> AttrDict:
     "One pass of the frozen body over the training images (`views` times) and the validation images: pooled features `xt`/`xv`, targets, and with `cut` the trunk's output `mt`/`mv` and `split`"
     dls = learn.dls
+    learn.model.to(dls.device)  # fastai moves it only when a fit starts; the batches are there already
     ds = dls.test_dl(subsample(dls.train.items, frac, seed), with_labels=True).dataset if frac<1 else dls.train.dataset
     split = split_trunk(learn.model[0].model, cut) if cut else None
     d = Path(tempfile.mkdtemp(dir=cache_dir, prefix='features-')) if cache_dir else None
@@ -191,7 +197,8 @@ def tail_learner(learn, # The `leaf_learner` whose head was warmed up with `head
                 ) -> Learner:
     "A `Learner` for the tail and the head of `learn` (modules shared) on the trunk's cached output"
     c = cache
-    dls = DataLoaders(TensorBatches(c.mt, c.yt, min(bs, len(c.mt)), shuffle=True, n_batches=n_batches, flips=flips), TensorBatches(c.mv, c.yv, 256))
+    dev = learn.dls.device
+    dls = DataLoaders(TensorBatches(c.mt, c.yt, min(bs, len(c.mt)), shuffle=True, n_batches=n_batches, flips=flips, device=dev), TensorBatches(c.mv, c.yv, 256, device=dev))
     model = nn.Sequential(c.split[1], learn.model[1]).to(memory_format=torch.channels_last)
     for p in model.parameters(): p.requires_grad_(True)
     return Learner(dls, model, loss_func=learn.loss_func, metrics=accuracy, opt_func=learn.opt_func, wd=learn.wd,

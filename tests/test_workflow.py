@@ -23,7 +23,7 @@ def test_train_writes_a_complete_run(mini_run):
 def test_predict_submission_matches_test_csv(mini_run, tmp_path):
     out, _ = mini_run
     sub_fn = tmp_path/'submission.csv'
-    r = cli('predict', '--run', out, '--data', MINI, '--out', sub_fn, check=True)
+    r = cli('predict', '--run', out, '--data', MINI, '--out', sub_fn, '--tta', 0, check=True)
     sub, test = pd.read_csv(sub_fn), pd.read_csv(MINI/'test.csv')
     assert sub.columns.tolist() == ['image', 'label'] and sub.image.tolist() == test.image.tolist()
     truth = pd.read_csv(MINI/'test_labels.csv')
@@ -35,6 +35,8 @@ def test_predict_submission_matches_test_csv(mini_run, tmp_path):
     r = cli('predict', '--run', out, '--data', MINI, '--out', tmp_path/'tta.csv', '--tta', 2, check=True)
     acc_tta = (pd.read_csv(tmp_path/'tta.csv').label == truth.label).mean()
     assert acc_tta >= 0.7, acc_tta
+    moved = (pd.read_csv(tmp_path/'tta_probs.csv').iloc[:, 1:] - probs.iloc[:, 1:]).abs().max().max()
+    assert moved > 1e-3, moved  # the augmented views were averaged in: --tta is not ignored
 
 def test_predict_single_images_prints_top_k(mini_run):
     out, _ = mini_run
@@ -67,7 +69,10 @@ def test_ensemble_of_two_runs(mini_run, tmp_path):
     sub = pd.read_csv(tmp_path/'ens.csv')
     assert (sub.label == pd.read_csv(MINI/'test_labels.csv').label).mean() >= 0.7
     for method in ('vote', 'weighted'):
-        cli('ensemble', out, other, '--data', MINI, '--method', method, '--out', tmp_path/f'{method}.csv', check=True)
+        r = cli('ensemble', out, other, '--data', MINI, '--method', method, '--out', tmp_path/f'{method}.csv', check=True)
+        assert f'ensemble ({method})' in r.stdout and (('weights: mini' in r.stdout) == (method == 'weighted')), r.stdout
+        agree = (pd.read_csv(tmp_path/f'{method}.csv').label == sub.label).mean()
+        assert agree >= 0.8, (method, agree)  # two members: vote and weights move only the close calls
 
 def test_ensemble_refuses_other_classes(mini_run, tmp_path):
     out, _ = mini_run
@@ -75,7 +80,7 @@ def test_ensemble_refuses_other_classes(mini_run, tmp_path):
     keep = sorted(df.label.unique())[:5]
     sub = df[df.label.isin(keep)].assign(image=lambda d: [str(MINI/f) for f in d.image])
     (tmp_path/'five').mkdir(); sub.to_csv(tmp_path/'five'/'train.csv', index=False)
-    cli('train', '--data', tmp_path/'five', '--size', 64, '--epochs', 0, '--out', tmp_path/'r5', '--quiet', check=True)
+    cli('train', '--data', tmp_path/'five', '--outside-data', '--size', 64, '--epochs', 0, '--out', tmp_path/'r5', '--quiet', check=True)
     r = cli('ensemble', out, tmp_path/'r5', '--data', MINI, '--out', tmp_path/'x.csv')
     assert r.returncode == 2 and 'different classes' in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path/'x.csv').exists()
