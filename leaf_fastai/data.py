@@ -153,6 +153,7 @@ class LeafImage(PILImage):
 def _unreadable(f):
     try:
         read_image(f, draft=(64,64))
+    except LeafDataError as e: return f"{f} ({str(e).replace(f'{f}: ', '')[:120]})"  # our own message, without the file twice
     except Exception as e: return f"{f} ({type(e).__name__}: {str(e)[:80]})"
 
 def check_images(path, files, quiet=False, fix="Re-download or delete them and their rows in the CSV."):

@@ -63,6 +63,9 @@ def test_bad_inputs_are_named_before_any_work(mini_run, tmp_path):
     fails_with(cli('predict', '--run', run, tmp_path/'empty.jpg'), 'empty.jpg', 'cannot be read')
     fails_with(cli('predict', '--run', run, '--data', MINI, '--out', tmp_path), '--out', 'is a folder')
     fails_with(cli('ensemble', run, run, '--data', MINI, '--out', tmp_path/'e.csv'), 'named twice')
+    Image.new('L', (10000, 9500)).save(tmp_path/'bomb.png')  # 95 megapixels: over PIL's limit, a few kB on disk
+    r = cli('predict', '--run', run, tmp_path/'bomb.png')
+    fails_with(r, 'bomb.png', 'megapixels'); assert 'DecompressionBombWarning' not in r.stderr, r.stderr[-1000:]
     d, df = mini_copy(tmp_path)
     df.assign(label=[l.upper() if i % 2 else l for i, l in enumerate(df.label)]).to_csv(d/'train.csv', index=False)
     fails_with(cli('train', '--data', d, '--out', tmp_path/'r'), 'differ only by case', '--lookalike-labels')
