@@ -11,10 +11,11 @@ from fastcore.basics import AttrDict, store_attr
 from .core import *
 from .models import fold_bn
 from .warmup import tail_learner
+from .callbacks import body_groups
 from fastai.vision.all import Callback
 
 # %% auto #0
-__all__ = ['parse_budget', 'process_start', 'time_tail', 'calibrate', 'plan_tail', 'plan_run', 'describe', 'FitBy']
+__all__ = ['parse_budget', 'process_start', 'time_tail', 'image_step', 'calibrate', 'plan_tail', 'plan_run', 'describe', 'FitBy']
 
 # %% ../nbs/05b_budget.ipynb #acd262d8
 def parse_budget(s) -> float|None:
@@ -64,8 +65,22 @@ def time_tail(tl, n=10) -> AttrDict:
     finally: dl.n_batches,tl.opt = old,None
     return AttrDict(step_s=float(np.median(np.diff(t.ts[1:]))), valid_s=t.valid_s)
 
-def calibrate(learn, split, tail_bs=64, head_bs=256, n=3) -> AttrDict:
-    "Images/s of the warm-up's pass (`pass_rate`) and of head training (`head_rate`); seconds of a tail step and a tail validation image"
+def image_step(learn, xb, y, frozen_groups=4, n=2) -> float:
+    "Seconds of a training step of `learn`'s whole model on the batch `xb`, its first `frozen_groups` groups frozen (BatchNorm in eval: only gradients change)"
+    m = learn.model.eval().to(memory_format=torch.channels_last)
+    fz = {id(p) for g in body_groups(learn)[:frozen_groups] for p in g}
+    was = [(p, p.requires_grad) for p in m.parameters()]
+    for p,_ in was: p.requires_grad_(id(p) not in fz)
+    try: return 1/_rate(_step(m, xb, y, learn.loss_func), 1, n)
+    finally:
+        for p,r in was: p.requires_grad_(r)
+        m.zero_grad(set_to_none=True)
+
+def calibrate(learn, split, tail_bs=64, head_bs=256, n=3,
+              image_bs=None, # Also time a step of the whole model on a batch of this many images (`image_step`; `None`: don't)
+              frozen_groups=4, # Groups kept frozen in those steps
+             ) -> AttrDict:
+    "Images/s of the warm-up's pass (`pass_rate`) and of head training (`head_rate`); seconds of a tail step and a tail validation image (and of a step on images, `image_step_s`)"
     learn.model.to(learn.dls.device)  # where the batches are (fastai moves it only when a fit starts)
     it = iter(learn.dls.valid)
     xb,yb = next(it)
@@ -86,8 +101,12 @@ def calibrate(learn, split, tail_bs=64, head_bs=256, n=3) -> AttrDict:
     maps = torch.randn(tail_bs*8, *a.shape[1:]).half()  # the tail's real shapes, through its real `Learner`
     ys = y.cpu()[torch.arange(len(maps))%len(y)]
     tt = time_tail(tail_learner(learn, AttrDict(mt=maps, yt=ys, mv=maps[:4*tail_bs], yv=ys[:4*tail_bs], split=split), tail_bs))
+    r = AttrDict(pass_rate=pass_rate, head_rate=head_rate, tail_step_s=tt.step_s, tail_valid_s_per_image=tt.valid_s/(4*tail_bs))
+    if image_bs:
+        j = torch.arange(image_bs, device=y.device)%min(len(xb), len(y))  # the last batch may be short
+        r.image_step_s = image_step(learn, xb.as_subclass(torch.Tensor)[j].contiguous(memory_format=torch.channels_last), y[j], frozen_groups)
     learn.model.eval()
-    return AttrDict(pass_rate=pass_rate, head_rate=head_rate, tail_step_s=tt.step_s, tail_valid_s_per_image=tt.valid_s/(4*tail_bs))
+    return r
 
 # %% ../nbs/05b_budget.ipynb #b93e0ef3
 def plan_tail(left, n_batches, step_s, valid_s) -> tuple:
@@ -106,8 +125,10 @@ def plan_run(budget, # Seconds for the whole run
              n_train, n_valid, # Training and validation images
              views=1, head_epochs=15, bs=64,
              margin=0.02, # Part of the budget kept back for what the plan does not see
+            tail_cap=16, # Tail epochs after which the tail has learnt what it can from one cached view: more time goes to epochs on the images
+            image_bs=32, # Batch size of the epochs on the images
             ) -> AttrDict:
-    "The run's plan in seconds, and its tail epochs; a `LeafOptionError` if the budget cannot hold the pass, the head and validation"
+    "The run's plan in seconds: its tail epochs, and image epochs once the tail is saturated; a `LeafOptionError` if the budget cannot hold the pass, the head and validation"
     p = AttrDict(budget_s=budget, setup_s=elapsed, pass_s=(n_train*views+n_valid)/rates.pass_rate,
                  head_s=head_epochs*n_train*views/rates.head_rate, save_s=n_valid/rates.pass_rate+3)
     need = p.setup_s+p.pass_s+p.head_s+p.save_s
@@ -116,16 +137,26 @@ def plan_run(budget, # Seconds for the whole run
             f"(set-up {p.setup_s:.0f} s, one pass over {n_train*views+n_valid} images at {rates.pass_rate:.0f} img/s {p.pass_s:.0f} s, "
             f"head warm-up {p.head_s:.0f} s, validation and run folder {p.save_s:.0f} s). "
             f"Use --budget {math.ceil(need*1.25/60)}m or more, or fewer images (--warmup-frac) or a smaller --size.")
-    valid_s = n_valid*rates.tail_valid_s_per_image
-    p.tail_epochs,p.tail_batches = plan_tail(budget*(1-margin)-need, n_train*views//bs, rates.tail_step_s, valid_s)
+    valid_s,left,full = n_valid*rates.tail_valid_s_per_image,budget*(1-margin)-need,n_train*views//bs
+    p.tail_epochs,p.tail_batches = plan_tail(left, full, rates.tail_step_s, valid_s)
+    p.image_epochs,p.image_batches,p.image_s = 0,0,0.
+    if p.tail_epochs>tail_cap and rates.get('image_step_s'):  # whole epochs on the images with what the saturated tail would waste
+        nb = n_train//image_bs
+        epoch_s = nb*rates.image_step_s + n_valid/rates.pass_rate
+        n = int((left-tail_cap*(full*rates.tail_step_s+valid_s))//epoch_s)
+        if n>=1:
+            p.image_epochs,p.image_batches,p.image_s = n,nb,n*epoch_s
+            p.tail_epochs,p.tail_batches = plan_tail(left-p.image_s, full, rates.tail_step_s, valid_s)
     p.tail_s = p.tail_epochs*(p.tail_batches*rates.tail_step_s + valid_s)
-    p.end_s = need+p.tail_s
+    p.tail_end_s = budget*(1-margin)-p.save_s-p.image_s  # when the tail must be done, from the start
+    p.end_s = need+p.tail_s+p.image_s
     return p
 
 def describe(p) -> str:
     "The plan as one line"
+    img = f"{p.image_epochs} epochs on the images {p.image_s:.0f} s, " if p.get('image_epochs') else ''
     return (f"plan for --budget {_fmt(p.budget_s)}: set-up {p.setup_s:.0f} s, pass {p.pass_s:.0f} s, head warm-up {p.head_s:.0f} s, "
-            f"{p.tail_epochs} tail epochs of {p.tail_batches} batches {p.tail_s:.0f} s, validation and run folder {p.save_s:.0f} s: ends at ~{p.end_s:.0f} s")
+            f"{p.tail_epochs} tail epochs of {p.tail_batches} batches {p.tail_s:.0f} s, {img}validation and run folder {p.save_s:.0f} s: ends at ~{p.end_s:.0f} s")
 
 # %% ../nbs/05b_budget.ipynb #9a285f1e
 class FitBy(Callback):

@@ -10,14 +10,14 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.basics import AttrDict
 from numpy.lib.format import open_memmap, write_array_header_2_0
-from fastai.vision.all import Learner, DataLoaders, accuracy, noop, to_detach, params
+from fastai.vision.all import Learner, DataLoaders, Normalize, accuracy, noop, to_detach, params, default_device
 from .core import *
 from .models import fold_bn
 from .callbacks import trim_memory, BnEval
 
 # %% auto #0
-__all__ = ['DiskRows', 'head_inputs', 'TensorBatches', 'check_frac', 'subsample', 'trunk_units', 'split_trunk', 'head_warmup',
-           'cached_pass', 'tail_learner']
+__all__ = ['DiskRows', 'norm_stats', 'head_inputs', 'TensorBatches', 'flip_maps', 'dihedral', 'check_frac', 'subsample',
+           'trunk_units', 'split_trunk', 'head_warmup', 'cached_pass', 'tail_learner', 'image_dls']
 
 # %% ../nbs/05_warmup.ipynb #1595959c
 class DiskRows:
@@ -46,22 +46,36 @@ class _Rows:
         if self.file: self.file.close(); return DiskRows(self.fn)
         return self.x
 
+def norm_stats(dl) -> tuple|None:
+    "`(mean, std)` of the `Normalize` among `dl`'s batch transforms (`None` if it has none)"
+    n = next((t for t in dl.after_batch.fs if isinstance(t, Normalize)), None)
+    return None if n is None else (n.mean.flatten().cpu(), n.std.flatten().cpu())
+
+def _uint8(x, norm):
+    "The 8-bit images behind the normalised batch `x`: exact, as `x` was made from 8-bit values"
+    m,s = (v.to(x.device).view(1,-1,1,1) for v in norm)
+    return (x*s+m).mul_(255).round_().clamp_(0, 255).to(torch.uint8).contiguous()
+
 @torch.no_grad()
-def head_inputs(learn, dl, quiet=False, cache=None, split=None) -> tuple:
-    "Pooled features of the frozen body (BatchNorm folded) over `dl` (in memory, or in the `.npy` file `cache`), the targets, and with `split` (`split_trunk`) the trunk's output in fp16"
+def head_inputs(learn, dl, quiet=False, cache=None, split=None,
+                images=False, # Also keep the images themselves, 8-bit as decoded and resized (no second decode later)
+               ) -> tuple:
+    "Pooled features of the frozen body (BatchNorm folded) over `dl` (in memory, or in `.npy` files beside `cache`), the targets, with `split` (`split_trunk`) the trunk's output in fp16, with `images` the images (each `None` without)"
     pool = learn.model[1][:2]
     learn.model.eval()
     n,ys,fast = len(dl.dataset),[],None
     feats = _Rows(n, cache)
     maps = _Rows(n, cache and Path(cache).with_suffix('.maps.npy')) if split else None
+    imgs,norm = (_Rows(n, cache and Path(cache).with_suffix('.images.npy')),norm_stats(dl)) if images else (None,None)
     for xb,yb in progress(dl, leave=False, display=not quiet):
         xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
+        if images: imgs.add(_uint8(xb, norm).cpu())
         if fast is None: fast = [fold_bn(m, x).to(memory_format=torch.channels_last) for m,x in _parts(learn, split, xb[:4])]
         a = fast[0](xb)
         if split: maps.add(a.half().cpu()); a = fast[1](a)
         feats.add(pool(a).float().cpu()); ys.append(yb.as_subclass(torch.Tensor).cpu())  # the caches live in CPU memory
         if len(ys)%8==0: trim_memory()  # see `TrimMemory`
-    return feats.done(), torch.cat(ys), (maps.done() if split else None)
+    return feats.done(), torch.cat(ys), (maps.done() if split else None), (imgs.done() if images else None)
 
 def _parts(learn, split, x):
     "The body to fold, with an input to check the folding on: whole, or as trunk and tail"
@@ -72,8 +86,13 @@ def _parts(learn, split, x):
 class TensorBatches:
     "Batches `(x[j], y[j])` of tensors (or `DiskRows`), `j` consecutive or, if `shuffle`, random (full batches, `n_batches` an epoch)"
     n_inp = 1
-    def __init__(self, x, y, bs=256, shuffle=False, n_batches=None, flips=False, device=None):
-        self.x,self.y,self.bs,self.shuffle,self.flips = x,y,bs,shuffle,flips
+    def __init__(self, x, y, bs=256, shuffle=False, n_batches=None,
+                 flips=False, # Augment each batch on its device: `True` (`flip_maps`) or a function such as `dihedral`
+                 device=None,
+                 norm=None, # `(mean, std)`: `x` holds uint8 images (`cached_pass(images=True)`), scaled to [0,1] and normalised per batch
+                ):
+        self.x,self.y,self.bs,self.shuffle,self.norm = x,y,bs,shuffle,norm
+        self.flips = flip_maps if flips is True else flips or None
         self.device = torch.device(device or 'cpu')  # where the batches go, and so (through fastai's `TrainEvalCallback`) the model
         self.n_batches,self.perm,self.pos = n_batches,None,len(x)
     def __len__(self):
@@ -84,18 +103,33 @@ class TensorBatches:
         if self.pos+self.bs>len(self.x): self.perm,self.pos = torch.randperm(len(self.x)),0  # a pass over the rows spans epochs
         self.pos += self.bs
         return self.perm[self.pos-self.bs:self.pos]
+    def _float(self, x):
+        if self.norm is None: return x.float()
+        m,s = (torch.as_tensor(v, device=x.device).view(1,-1,1,1) for v in self.norm)
+        return (x.float()/255-m)/s
     def __iter__(self):
         for i in range(len(self)):
             j = self._idx(i)
             x = torch.as_tensor(self.x[j]).to(self.device, non_blocking=True)
-            if x.ndim==4: x = (_flips(x.float()) if self.flips else x.float()).contiguous(memory_format=torch.channels_last)
+            if x.ndim==4:
+                x = self._float(x)
+                if self.flips: x = self.flips(x)
+                x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.y[j].to(self.device, non_blocking=True)
     def to_detach(self, b, cpu=True, gather=True): return to_detach(b, cpu, gather=False)  # each process holds all of its cache
 
-def _flips(x):
-    "Each map flipped left-right and/or upside down, at random"
-    for d in (3,2): x = torch.where(torch.rand(len(x),1,1,1, device=x.device)<0.5, x.flip(d), x)
+def _maybe(x, f):
+    "`f(x)` for a random half of the batch `x`, `x` for the rest"
+    return torch.where(torch.rand(len(x),1,1,1, device=x.device)<0.5, f(x), x)
+
+def flip_maps(x):
+    "Each map (or image) flipped left-right and/or upside down, at random"
+    for d in (3,2): x = _maybe(x, lambda t: t.flip(d))
     return x
+
+def dihedral(x):
+    "Each square image (or map) in one of its 8 dihedral views at random, as fastai's `DihedralItem`: flips, and a transpose (90° turns)"
+    return _maybe(flip_maps(x), lambda t: t.transpose(2,3))
 
 # %% ../nbs/05_warmup.ipynb #25a86b7e
 def check_frac(frac):
@@ -154,10 +188,11 @@ def head_warmup(learn, # A `leaf_learner` with pretrained weights, body frozen
                 cache_dir=None, # Keep the features in a temporary folder here instead of memory
                 quiet=False, # One line at the end instead of progress bars
                 cut=0, # Also cache the output of the first `cut` parameter groups for `tail_learner` (0: don't)
+                images=False, # Also keep the 8-bit images in the cache, for image epochs without a second decode (`image_dls`)
                ) -> Learner:
     "Train `learn`'s head on cached body features of (a stratified `frac` of) the training images; returns the head's own `Learner`"
     check_opt(not (cache_dir and views>1), "--cache disk keeps one view of the images: use it with --views 1.")
-    c = cached_pass(learn, views, frac, seed, cache_dir, quiet, cut)
+    c = cached_pass(learn, views, frac, seed, cache_dir, quiet, cut, images)
     dev = learn.dls.device
     fdls = DataLoaders(TensorBatches(c.xt, c.yt, min(bs, len(c.xt)//2), shuffle=True, device=dev), TensorBatches(c.xv, c.yv, 1024, device=dev))
     hlearn = Learner(fdls, learn.model[1][2:], loss_func=learn.loss_func, metrics=accuracy, opt_func=learn.opt_func, wd=learn.wd)
@@ -171,22 +206,24 @@ def head_warmup(learn, # A `leaf_learner` with pretrained weights, body frozen
     c.xt = c.xv = None
     return hlearn
 
-def cached_pass(learn, views=1, frac=1., seed=42, cache_dir=None, quiet=False, cut=0) -> AttrDict:
-    "One pass of the frozen body over the training images (`views` times) and the validation images: pooled features `xt`/`xv`, targets, and with `cut` the trunk's output `mt`/`mv` and `split`"
+def cached_pass(learn, views=1, frac=1., seed=42, cache_dir=None, quiet=False, cut=0,
+                images=False, # Keep the 8-bit images too (`it`/`iv`, the first view), for `image_dls`
+               ) -> AttrDict:
+    "One pass of the frozen body over the training images (`views` times) and the validation images: pooled features `xt`/`xv`, targets, with `cut` the trunk's output `mt`/`mv` and `split`, with `images` the images `it`/`iv`"
     dls = learn.dls
     learn.model.to(dls.device)  # fastai moves it only when a fit starts; the batches are there already
     ds = dls.test_dl(subsample(dls.train.items, frac, seed), with_labels=True).dataset if frac<1 else dls.train.dataset
     split = split_trunk(learn.model[0].model, cut) if cut else None
     d = Path(tempfile.mkdtemp(dir=cache_dir, prefix='features-')) if cache_dir else None
     try:
-        xt,yt,mt = head_inputs(learn, dls.valid.new(ds, shuffle=False, drop_last=False), quiet, d and d/'train.npy', split)
+        xt,yt,mt,it = head_inputs(learn, dls.valid.new(ds, shuffle=False, drop_last=False), quiet, d and d/'train.npy', split, images)
         for _ in range(views-1):
-            x2,y2,m2 = head_inputs(learn, dls.train.new(ds, shuffle=False, drop_last=False), quiet, None, split)
+            x2,y2,m2,_ = head_inputs(learn, dls.train.new(ds, shuffle=False, drop_last=False), quiet, None, split)
             xt,yt,mt = torch.cat([xt,x2]), torch.cat([yt,y2]), (torch.cat([mt,m2]) if split else None)
-        xv,yv,mv = head_inputs(learn, dls.valid, quiet, d and d/'valid.npy', split)
+        xv,yv,mv,iv = head_inputs(learn, dls.valid, quiet, d and d/'valid.npy', split, images)
     finally:
         if d: shutil.rmtree(d)  # the open memory maps keep the files' pages until they are closed
-    return AttrDict(xt=xt, yt=yt, xv=xv, yv=yv, mt=mt, mv=mv, split=split)
+    return AttrDict(xt=xt, yt=yt, xv=xv, yv=yv, mt=mt, mv=mv, split=split, it=it, iv=iv, norm=norm_stats(dls.valid) if images else None)
 
 # %% ../nbs/05_warmup.ipynb #c93bfbce
 def tail_learner(learn, # The `leaf_learner` whose head was warmed up with `head_warmup(cut=...)`
@@ -203,3 +240,15 @@ def tail_learner(learn, # The `leaf_learner` whose head was warmed up with `head
     for p in model.parameters(): p.requires_grad_(True)
     return Learner(dls, model, loss_func=learn.loss_func, metrics=accuracy, opt_func=learn.opt_func, wd=learn.wd,
                    splitter=lambda m: [params(m[0]), params(m[1])], cbs=BnEval(), path=learn.path, model_dir=learn.model_dir)
+
+# %% ../nbs/05_warmup.ipynb #a45b0124
+def image_dls(cache, # `cached_pass(images=True)`'s cache: 8-bit images `it`/`iv`, targets `yt`/`yv`, statistics `norm`
+              bs=32, # Training batch size
+              aug='flips', # 'flips' (each image in one of its 8 dihedral views, as `leaf_tfms`) or 'none'
+              device=None, # Where the batches go (default: fastai's `default_device()`)
+             ) -> DataLoaders:
+    "`DataLoaders` over the images a features pass kept: no second decode, no worker process"
+    check_opt(aug in ('flips','none'), f"Image epochs on cached images augment with flips and turns only; --aug {aug} needs the images decoded again.")
+    dev = device or default_device()
+    return DataLoaders(TensorBatches(cache.it, cache.yt, bs, shuffle=True, flips=dihedral if aug=='flips' else None, device=dev, norm=cache.norm),
+                       TensorBatches(cache.iv, cache.yv, 2*bs, device=dev, norm=cache.norm))
