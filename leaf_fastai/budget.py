@@ -109,11 +109,14 @@ def calibrate(learn, split, tail_bs=64, head_bs=256, n=3,
     return r
 
 # %% ../nbs/05b_budget.ipynb #b93e0ef3
-def plan_tail(left, n_batches, step_s, valid_s) -> tuple:
+def plan_tail(left, n_batches, step_s, valid_s,
+              min_epochs=1, # At least this many (shorter) epochs, where their validations take at most a fifth of `left`: `FitBy` corrects the plan between epochs
+             ) -> tuple:
     "`(epochs, batches an epoch)` of tail training that fit in `left` seconds: an epoch is at most `n_batches` steps of `step_s` s, then a validation of `valid_s` s"
     epoch_s = n_batches*step_s+valid_s
     if left<=0 or n_batches<1: return 0,0
     epochs = max(1, math.ceil(left/epoch_s))
+    if min_epochs*valid_s <= left/5: epochs = max(epochs, min_epochs)
     nb = min(n_batches, int((left-epochs*valid_s)/step_s/epochs))
     return (epochs, nb) if nb>=1 else (0, 0)
 
@@ -138,7 +141,7 @@ def plan_run(budget, # Seconds for the whole run
             f"head warm-up {p.head_s:.0f} s, validation and run folder {p.save_s:.0f} s). "
             f"Use --budget {math.ceil(need*1.25/60)}m or more, or fewer images (--warmup-frac) or a smaller --size.")
     valid_s,left,full = n_valid*rates.tail_valid_s_per_image,budget*(1-margin)-need,n_train*views//bs
-    p.tail_epochs,p.tail_batches = plan_tail(left, full, rates.tail_step_s, valid_s)
+    p.tail_epochs,p.tail_batches = plan_tail(left, full, rates.tail_step_s, valid_s, 4)
     p.image_epochs,p.image_batches,p.image_s = 0,0,0.
     if p.tail_epochs>tail_cap and rates.get('image_step_s'):  # whole epochs on the images with what the saturated tail would waste
         nb = n_train//image_bs
@@ -146,7 +149,7 @@ def plan_run(budget, # Seconds for the whole run
         n = int((left-tail_cap*(full*rates.tail_step_s+valid_s))//epoch_s)
         if n>=1:
             p.image_epochs,p.image_batches,p.image_s = n,nb,n*epoch_s
-            p.tail_epochs,p.tail_batches = plan_tail(left-p.image_s, full, rates.tail_step_s, valid_s)
+            p.tail_epochs,p.tail_batches = plan_tail(left-p.image_s, full, rates.tail_step_s, valid_s, 4)
     p.tail_s = p.tail_epochs*(p.tail_batches*rates.tail_step_s + valid_s)
     p.tail_end_s = budget*(1-margin)-p.save_s-p.image_s  # when the tail must be done, from the start
     p.end_s = need+p.tail_s+p.image_s

@@ -164,7 +164,7 @@ def _tail(learn, o, rd, cache, prior, best, state, t_start):
     if rd.state.get('tail_plan'): n,nb = rd.state['tail_plan']  # a resumed run finishes its plan
     elif o.budget_s:  # planned again, now that the time spent so far and the tail's real speed are known
         p,tt = o.plan,time_tail(tl)
-        n,nb = plan_tail(p.tail_end_s-(time.time()-t_start), len(tl.dls.train), tt.step_s, tt.valid_s)
+        n,nb = plan_tail(p.tail_end_s-(time.time()-t_start), len(tl.dls.train), tt.step_s, tt.valid_s, 4)
         print(f"tail: {n} epochs of {nb} batches, {tt.step_s*1000:.0f} ms a batch ({time.time()-t_start:.0f} s spent of {p.budget_s:.0f} s)")
     else: n,nb = o.tail_epochs,None
     rd.update_state(tail_plan=[n,nb])
