@@ -142,16 +142,17 @@ def plan_run(budget, # Seconds for the whole run
             f"Use --budget {math.ceil(need*1.25/60)}m or more, or fewer images (--warmup-frac) or a smaller --size.")
     valid_s,left,full = n_valid*rates.tail_valid_s_per_image,budget*(1-margin)-need,n_train*views//bs
     p.tail_epochs,p.tail_batches = plan_tail(left, full, rates.tail_step_s, valid_s, 4)
-    p.image_epochs,p.image_batches,p.image_s = 0,0,0.
+    p.image_epochs,p.image_batches,p.image_s,p.image_valid_s = 0,0,0.,n_valid/rates.pass_rate
     if p.tail_epochs>tail_cap and rates.get('image_step_s'):  # whole epochs on the images with what the saturated tail would waste
         nb = n_train//image_bs
-        epoch_s = nb*rates.image_step_s + n_valid/rates.pass_rate
+        epoch_s = nb*rates.image_step_s + p.image_valid_s
         n = int((left-tail_cap*(full*rates.tail_step_s+valid_s))//epoch_s)
         if n>=1:
             p.image_epochs,p.image_batches,p.image_s = n,nb,n*epoch_s
             p.tail_epochs,p.tail_batches = plan_tail(left-p.image_s, full, rates.tail_step_s, valid_s, 4)
     p.tail_s = p.tail_epochs*(p.tail_batches*rates.tail_step_s + valid_s)
-    p.tail_end_s = budget*(1-margin)-p.save_s-p.image_s  # when the tail must be done, from the start
+    p.train_end_s = budget*(1-margin)-p.save_s  # when training must be done, from the start
+    p.tail_end_s = p.train_end_s-p.image_s
     p.end_s = need+p.tail_s+p.image_s
     return p
 

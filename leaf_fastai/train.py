@@ -321,14 +321,13 @@ def _on_images(learn, o, rd, cache, resumed, t_start):
     if o.budget_s:
         if resumed: n = (rd.state.get('image_plan') or [o.plan['image_epochs']])[0]  # a resumed run finishes its plan (`o.plan` as read from config.json)
         else:
-            left = o.plan.budget_s*0.98-o.plan.save_s-(time.time()-t_start)
-            n,nb = plan_tail(left, len(learn.dls.train), o.plan.image_step_s, o.plan.image_s/o.plan.image_epochs-o.plan.image_batches*o.plan.image_step_s)
+            n,nb = plan_tail(o.plan.train_end_s-(time.time()-t_start), len(learn.dls.train), o.plan.image_step_s, o.plan.image_valid_s)
             rd.update_state(image_plan=[n, nb]); o.plan.image_epochs_run = n
             if ib: learn.dls.train.n_batches = nb
             print(f"images: {n} epochs ({time.time()-t_start:.0f} s spent of {o.plan.budget_s:.0f} s)")
         if ib and n and not resumed:
             o.plan.image_sizes = []
-            cbs.append(FitBy(t_start+o.plan.budget_s*0.98-o.plan.save_s, learn.dls.train, 2*len(learn.dls.train), lambda e,nb: o.plan.image_sizes.append(nb)))
+            cbs.append(FitBy(t_start+o.plan.train_end_s, learn.dls.train, 2*len(learn.dls.train), lambda e,nb: o.plan.image_sizes.append(nb)))
     try: yield n,cbs
     finally:
         learn.dls = dls
