@@ -4,7 +4,7 @@ Small sets are where most users start. Each side is a `leaf_fastai train` proces
 images, 10 species, 128 px), timed whole (start-up, imports, checks, run folder); accuracy is scored on leaves-mini's 60
 held-out test images (test_labels.csv) with `predict --tta 0`, outside the timing. Sides alternate, `--repeats` times.
 
-    python bench/mini_default.py            # -> bench/results/mini_default.json
+    python bench/mini_default.py            # -> bench/results/mini_default.json (--out NAME for another file)
 """
 import argparse, json, subprocess, sys, time, platform, statistics
 from pathlib import Path
@@ -30,6 +30,7 @@ def run(side, args, k):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--out', default='mini_default.json', help='file name under bench/results')
     a = ap.parse_args()
     res = []
     for k in range(a.repeats):
@@ -38,7 +39,7 @@ def main():
     summary = {s: dict(median_wall_s=statistics.median(r['wall_s'] for r in res if r['side']==s),
                        mean_held_out_acc=statistics.mean(r['held_out_acc'] for r in res if r['side']==s)) for s in SIDES}
     meta = dict(command=' '.join(['python']+sys.argv), machine=f"{platform.processor() or platform.machine()}, 2 cores", date=time.strftime('%Y-%m-%d %H:%M'))
-    (HERE/'results'/'mini_default.json').write_text(json.dumps(dict(meta=meta, summary=summary, runs=res), indent=2))
+    (HERE/'results'/a.out).write_text(json.dumps(dict(meta=meta, summary=summary, runs=res), indent=2))
     print(json.dumps(summary, indent=1))
 
 if __name__ == '__main__': main()

@@ -18,15 +18,7 @@ from b1_accuracy import make_split, DATA, HERE
 from fastai.vision.all import set_seed, noop
 from leaf_fastai.data import leaf_dls
 from leaf_fastai.models import find_weights, leaf_learner, fold_bn
-from leaf_fastai.warmup import head_warmup, tail_learner
-import leaf_fastai.warmup as W
-
-_flips = W._flips
-
-def _turns(x):
-    "Flips, and each map transposed (a 90° turn with a flip) at random"
-    x = _flips(x)
-    return torch.where(torch.rand(len(x),1,1,1)<0.5, x.transpose(2,3), x)
+from leaf_fastai.warmup import head_warmup, tail_learner, dihedral
 
 @torch.no_grad()
 def flipped_maps(learn, split):
@@ -48,13 +40,10 @@ def acc(p, y): return float((p.argmax(1)==y).float().mean())
 def tail(learn, cache, state, epochs, seed, turns=False, lr=2e-3):
     learn.model.load_state_dict(state)
     set_seed(seed)
-    tl = tail_learner(learn, cache, 64)
+    tl = tail_learner(learn, cache, 64, flips=dihedral if turns else True)  # turns: flips and a transpose of each map, at random
     tl.remove_cb(tl.progress); tl.logger = noop
-    old = W._flips
-    if turns: W._flips = _turns
     t = time.time()
-    try: tl.fit_one_cycle(epochs, slice(lr/2, lr))
-    finally: W._flips = old
+    tl.fit_one_cycle(epochs, slice(lr/2, lr))
     return tl, time.time()-t
 
 def main():

@@ -10,7 +10,7 @@ import torch, numpy as np
 from fastcore.basics import AttrDict, store_attr
 from .core import *
 from .models import fold_bn
-from .warmup import tail_learner
+from .warmup import tail_learner, warmup_epochs
 from .callbacks import body_groups
 from fastai.vision.all import Callback
 
@@ -133,7 +133,7 @@ def plan_run(budget, # Seconds for the whole run
             ) -> AttrDict:
     "The run's plan in seconds: its tail epochs, and image epochs once the tail is saturated; a `LeafOptionError` if the budget cannot hold the pass, the head and validation"
     p = AttrDict(budget_s=budget, setup_s=elapsed, pass_s=(n_train*views+n_valid)/rates.pass_rate,
-                 head_s=head_epochs*n_train*views/rates.head_rate, save_s=n_valid/rates.pass_rate+3)
+                 head_s=warmup_epochs(n_train*views, head_epochs)*n_train*views/rates.head_rate, save_s=n_valid/rates.pass_rate+3)
     need = p.setup_s+p.pass_s+p.head_s+p.save_s
     if need>budget*(1-margin):
         raise LeafOptionError(f"--budget {_fmt(budget)} is too small for this run: it needs about {_fmt(need)} before any tail epoch "

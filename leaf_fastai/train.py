@@ -18,7 +18,7 @@ from .data import *
 from .models import *
 from .callbacks import *
 from .rundir import RunDir, model_meta
-from .warmup import head_warmup, cached_pass, subsample, tail_learner, split_trunk, check_frac, image_dls
+from .warmup import head_warmup, cached_pass, subsample, tail_learner, split_trunk, check_frac, image_dls, tail_peak_lr, tail_min_steps
 from .budget import parse_budget, process_start, calibrate, plan_run, plan_tail, describe, time_tail, FitBy
 from types import SimpleNamespace
 
@@ -45,7 +45,7 @@ def check_options(**o) -> AttrDict:
     o.budget_s = parse_budget(o.budget)
     check_opt(not (o.budget and o.epochs), f"--budget plans the run itself (tail epochs on the cached trunk): drop --epochs {o.epochs}, or drop --budget.")
     check_opt(not (o.budget and (o.warmup!='features' or o.pretrained=='none')), "--budget plans a features warm-up and tail epochs: it needs pretrained weights and --warmup features.")
-    for k in ('epochs','tail_epochs','cut','freeze_epochs','frozen_groups','early_stop','seed','mixup','cutmix','wd'): _number(k, o[k], 0, what='0 or more')
+    for k in ('epochs','tail_epochs','tail_cap','cut','freeze_epochs','frozen_groups','early_stop','seed','mixup','cutmix','wd'): _number(k, o[k], 0, what='0 or more')
     for k in ('head_lr','lr_mult'): _number(k, o[k], 0, lo_ok=False)
     for k in ('label_smoothing','ps','ema'): _number(k, o[k], 0, 1)
     _number('valid_pct', o.valid_pct, 0, 1, lo_ok=False, what='a fraction between 0 and 1, such as 0.1 (training needs validation images to pick and report the model)')
@@ -172,6 +172,8 @@ def _tail(learn, o, rd, cache, prior, best, state, t_start):
         o.plan.setdefault('first_tail_epochs', o.plan['tail_epochs']); o.plan.update(tail_epochs=n, tail_batches=nb)
     if n==0: return prior,best
     full,tl.dls.train.n_batches = len(tl.dls.train),nb
+    lr = tail_peak_lr(o.tail_lr, n*(nb or full))  # a short tail gets a lower peak; resumed, the same (from its plan)
+    if o.budget_s: o.plan.tail_lr = lr
     if o.quiet: _quiet(tl, 'tail')
     wm = _WholeModel(rd, learn)
     if start: tl.create_opt(); wm.load_checkpoint(tl, 'last', with_opt=True)
@@ -180,7 +182,7 @@ def _tail(learn, o, rd, cache, prior, best, state, t_start):
     if o.budget_s and not start:  # each epoch re-sized from the time measured, to end on time
         o.plan.tail_sizes = []
         cbs.append(FitBy(t_start+o.plan.tail_end_s, tl.dls.train, 2*full, lambda e,nb: o.plan.tail_sizes.append(nb)))
-    _fit_interruptible(tl, rd, lambda stop: tl.fit_one_cycle(n, slice(o.tail_lr/2, o.tail_lr), cbs=cbs+[stop], start_epoch=start))
+    _fit_interruptible(tl, rd, lambda stop: tl.fit_one_cycle(n, slice(lr/2, lr), cbs=cbs+[stop], start_epoch=start))
     cache.mt = cache.mv = None
     if image_epochs(o): rd.save_checkpoint(learn, 'last', phase='tail', epochs_done=n, n_epoch=n)  # the image epochs go on from the best tail model
     return pd.concat([prior, history_df(tl, 'tail', start)]), float(sb.best)
@@ -210,6 +212,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
           tail_lr:float=2e-3, # Peak learning rate of the head in the tail epochs; the tail's body gets half
           tail_bs:int=64, # Batch size of the tail epochs
           budget:str=None, # Wall-clock budget for the whole run, e.g. 5m, 15m, 900s: plans the tail epochs (and for long budgets epochs on the images) to end on time
+          tail_cap:int=16, # Most tail epochs a --budget plans: time beyond them goes to epochs on the images
           lr:float|str=1e-3, # Peak learning rate of the head; the body gets lr/lr_mult. 'auto': lr_find's suggestion
           lr_mult:float=10, # How much lower the body's learning rate is than the head's
           warmup:str='features', # Head warm-up: 'features' (cached features), 'epochs' (fastai's frozen epochs) or 'none'
@@ -276,7 +279,7 @@ def _fit_run(o, rd, state=None) -> Learner:
     if o.check: check_images(o.data, sdf.image, o.quiet)
     w = find_weights(o.arch, o.weights, o.pretrained)
     learn = _learner(o, sdf, w, rd)
-    if o.tail_epochs or o.budget_s: _check_tail(learn, o)
+    if o.tail_epochs or o.budget_s: _check_tail(learn, o, _n_cached(o, sdf)*o.views)
     if o.budget_s and not state: _plan(learn, o, sdf, t_start)
     if state:
         rec = state.get('data_fingerprint')
@@ -333,19 +336,28 @@ def _on_images(learn, o, rd, cache, resumed, t_start):
         learn.dls = dls
         if ib: cache.it = cache.iv = None
 
-def _check_tail(learn, o):
-    "Tail epochs need a features warm-up and a model that splits at `cut`; without them the tail epochs become image epochs"
+def _check_tail(learn, o, n_rows):
+    "Tail epochs need a features warm-up and a model that splits at `cut`; without them the tail epochs become image epochs. Without a budget, a tail too short to pay is skipped"
     ok = o.warmup=='features' and o.pretrained!='none' and num_distrib()<=1 and split_trunk(learn.model[0].model, o.cut) is not None
     check_opt(ok or not o.budget_s, f"--budget needs a model whose trunk can be cached: {o.arch} does not split after {o.cut} parameter groups (try --cut).")
     if not ok:
         print(f"note: no tail epochs on a cached trunk ({o.arch}, --cut {o.cut}, --warmup {o.warmup}); training {max(o.epochs,1)} epoch(s) on the images instead.")
         o.tail_epochs,o.epochs = 0,max(o.epochs, 1)
+    steps = o.tail_epochs*(n_rows//min(o.tail_bs, n_rows))
+    if ok and not o.budget_s and 0<steps<tail_min_steps:
+        print(f"note: {o.tail_epochs} tail epochs of {steps//o.tail_epochs} batches ({steps} steps) are too few to beat the warmed-up head (fewer than {tail_min_steps} did not); skipping them. "
+              f"More --tail-epochs or a smaller --tail-bs give the tail {tail_min_steps} steps.")
+        o.tail_epochs = 0
+
+def _n_cached(o, sdf) -> int:
+    "Training images the warm-up's pass caches (a stratified `warmup_frac` of them)"
+    return len(subsample(sdf[~sdf.is_valid], o.warmup_frac, o.seed)) if o.warmup_frac<1 else int((~sdf.is_valid).sum())
 
 def _plan(learn, o, sdf, t_start):
     "Measure this machine on a few batches and plan the run in `o.budget_s` seconds (a `LeafOptionError` if it cannot fit)"
     rates = calibrate(learn, split_trunk(learn.model[0].model, o.cut), o.tail_bs, image_bs=o.bs, frozen_groups=o.frozen_groups)
-    n_train = len(subsample(sdf[~sdf.is_valid], o.warmup_frac, o.seed)) if o.warmup_frac<1 else int((~sdf.is_valid).sum())
-    o.plan = plan_run(o.budget_s, time.time()-t_start, rates, n_train, int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs, image_bs=o.bs)
+    n_train = _n_cached(o, sdf)
+    o.plan = plan_run(o.budget_s, time.time()-t_start, rates, n_train, int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs, tail_cap=o.tail_cap, image_bs=o.bs)
     o.plan.update(rates)
     print(describe(o.plan))
 

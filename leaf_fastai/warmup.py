@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_warmup.ipynb #9bed1be6
 from __future__ import annotations
-import mmap, tempfile, contextlib, shutil
+import mmap, math, tempfile, contextlib, shutil
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -16,8 +16,9 @@ from .models import fold_bn
 from .callbacks import trim_memory, BnEval
 
 # %% auto #0
-__all__ = ['DiskRows', 'norm_stats', 'head_inputs', 'TensorBatches', 'flip_maps', 'dihedral', 'check_frac', 'subsample',
-           'trunk_units', 'split_trunk', 'head_warmup', 'cached_pass', 'tail_learner', 'image_dls']
+__all__ = ['tail_min_steps', 'DiskRows', 'norm_stats', 'head_inputs', 'TensorBatches', 'flip_maps', 'dihedral', 'check_frac',
+           'subsample', 'trunk_units', 'split_trunk', 'warmup_epochs', 'head_warmup', 'cached_pass', 'tail_learner',
+           'tail_peak_lr', 'image_dls']
 
 # %% ../nbs/05_warmup.ipynb #1595959c
 class DiskRows:
@@ -157,7 +158,8 @@ def trunk_units(model) -> list|None:
     was = model.training; model.eval()
     try:
         with torch.no_grad():
-            x = torch.randn(2, 3, 64, 64, device=next(model.parameters()).device); ref = model.forward_features(x)
+            x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(next(model.parameters()).device)  # the run's random stream is left as it was
+            ref = model.forward_features(x)
             for _,m in units: x = m(x)
         ok = x.shape==ref.shape and torch.allclose(x, ref, atol=1e-5)
     except Exception: ok = False
@@ -178,6 +180,11 @@ def split_trunk(model, n_groups:int) -> tuple|None:
     return nn.Sequential(*[m for _,m in units[:cut]]), nn.Sequential(*[m for _,m in units[cut:]])
 
 # %% ../nbs/05_warmup.ipynb #28e08732
+def warmup_epochs(n, # Rows of cached features (training images times views)
+                  epochs=15, bs=256, min_steps=120) -> int:
+    "Epochs the head warm-up trains on `n` rows: `epochs`, or enough for `min_steps` steps of (full) batches"
+    return max(epochs, math.ceil(min_steps/max(1, n//max(1, min(bs, n//2)))))
+
 def head_warmup(learn, # A `leaf_learner` with pretrained weights, body frozen
                 epochs=15, # One-cycle epochs of head training on the cache
                 lr=1e-2, # Peak learning rate of the head
@@ -189,12 +196,14 @@ def head_warmup(learn, # A `leaf_learner` with pretrained weights, body frozen
                 quiet=False, # One line at the end instead of progress bars
                 cut=0, # Also cache the output of the first `cut` parameter groups for `tail_learner` (0: don't)
                 images=False, # Also keep the 8-bit images in the cache, for image epochs without a second decode (`image_dls`)
+                min_steps=120, # Steps the head gets at least: a small set trains more than `epochs` (cheap: one linear layer on cached features)
                ) -> Learner:
     "Train `learn`'s head on cached body features of (a stratified `frac` of) the training images; returns the head's own `Learner`"
     check_opt(not (cache_dir and views>1), "--cache disk keeps one view of the images: use it with --views 1.")
     c = cached_pass(learn, views, frac, seed, cache_dir, quiet, cut, images)
     dev = learn.dls.device
     fdls = DataLoaders(TensorBatches(c.xt, c.yt, min(bs, len(c.xt)//2), shuffle=True, device=dev), TensorBatches(c.xv, c.yv, 1024, device=dev))
+    epochs = warmup_epochs(len(c.xt), epochs, bs, min_steps)
     hlearn = Learner(fdls, learn.model[1][2:], loss_func=learn.loss_func, metrics=accuracy, opt_func=learn.opt_func, wd=learn.wd)
     hlearn.n_features,hlearn.cache = len(c.xt),c
     if quiet: hlearn.remove_cb(hlearn.progress); hlearn.logger = noop
@@ -240,6 +249,16 @@ def tail_learner(learn, # The `leaf_learner` whose head was warmed up with `head
     for p in model.parameters(): p.requires_grad_(True)
     return Learner(dls, model, loss_func=learn.loss_func, metrics=accuracy, opt_func=learn.opt_func, wd=learn.wd,
                    splitter=lambda m: [params(m[0]), params(m[1])], cbs=BnEval(), path=learn.path, model_dir=learn.model_dir)
+
+# %% ../nbs/05_warmup.ipynb #606ad242
+def tail_peak_lr(lr, # The tail's peak learning rate for a long tail (`train --tail-lr`)
+                 steps, # Optimizer steps the tail will take (epochs times batches)
+                 full_at=400, # Steps from which the tail gets all of `lr`
+                ) -> float:
+    "The peak learning rate of a tail of `steps` steps: `lr` from `full_at` steps on, proportionally less below"
+    return lr*min(1., steps/full_at)
+
+tail_min_steps = 100  # fewer tail steps than this did not beat the warmed-up head (bench/sweep_tail_lr.py)
 
 # %% ../nbs/05_warmup.ipynb #a45b0124
 def image_dls(cache, # `cached_pass(images=True)`'s cache: 8-bit images `it`/`iv`, targets `yt`/`yv`, statistics `norm`

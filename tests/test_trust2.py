@@ -105,7 +105,7 @@ def test_resume_after_stop_while_writing_the_model(tmp_path, epochs):
     "Stopped after the last epoch, while the final files were written (state.json as training left it, no model.json or metrics.json): --resume writes them, the same model as an uninterrupted run"
     import json, shutil
     run = tmp_path/'run'
-    cli('train', '--data', MINI, '--size', 32, '--head-epochs', 3, '--tail-epochs', 2, '--epochs', epochs, '--out', run, '--quiet', check=True)
+    cli('train', '--data', MINI, '--size', 32, '--head-epochs', 3, '--tail-epochs', 2, '--tail-bs', 4, '--epochs', epochs, '--out', run, '--quiet', check=True)
     acc = json.loads((run/'metrics.json').read_text())['valid_acc']
     for f in ('metrics.json', 'model.json', 'model.safetensors', 'export.pkl', 'valid_probs.csv'): (run/f).unlink()
     r = cli('train', '--resume', run, '--quiet', check=True)
@@ -122,7 +122,8 @@ def test_failed_starts_leave_no_claim(tmp_path):
     assert not (tmp_path/'cv').exists()
     out = tmp_path/'r'
     p = subprocess.Popen([leaf_exe(), *map(str, ('train', '--data', MINI, '--size', 96, '--head-epochs', 60, '--out', out, '--quiet'))],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's background job inherits SIGINT ignored: Ctrl-C at a terminal is not
     t0 = time.time()
     while not (out/'config.json').exists() and p.poll() is None and time.time()-t0 < 300: time.sleep(0.05)
     p.send_signal(signal.SIGINT)

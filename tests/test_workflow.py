@@ -10,15 +10,15 @@ def test_train_writes_a_complete_run(mini_run):
               'valid_probs.csv', 'metrics.json', 'checkpoints/last.pth'):
         assert (out/f).exists(), f
     m = json.loads((out/'metrics.json').read_text())
-    # measured: 0.93-0.97 on the 30 validation images (10 species, chance 0.10); warm-up alone ~0.9
+    # measured 0.87-0.97 on the 30 validation images with seeds 42, 2, 3 (10 species, chance 0.10): the head warm-up's, as a lone image epoch did not beat it
     assert m['valid_acc'] >= 0.8
     assert len(m['per_class']) == 10
     cfg = json.loads((out/'config.json').read_text())
     assert cfg['options']['size'] == 96 and cfg['versions']['torch'] and len(cfg['data_fingerprint']) == 16
     assert 'package' in cfg['weights_source'] or 'Hugging Face' in cfg['weights_source']
     h = pd.read_csv(out/'history.csv')
-    assert set(h.phase) == {'head_warmup', 'tail', 'fine_tune'}  # the default tail epochs on the cached trunk, then --epochs 1
-    assert h[h.phase == 'tail'].epoch.tolist() == [0, 1, 2, 3]
+    assert 'too few to beat the warmed-up head' in r.stdout, r.stdout[-1000:]  # the 4 default tail epochs are 16 steps on 270 images: skipped
+    assert set(h.phase) == {'head_warmup', 'fine_tune'}  # the head warm-up, then --epochs 1
 
 def test_predict_submission_matches_test_csv(mini_run, tmp_path):
     out, _ = mini_run
