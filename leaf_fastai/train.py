@@ -6,7 +6,7 @@
 __all__ = ['check_options', 'run_lr_find', 'image_epochs', 'train', 'resume_run', 'valid_probs', 'plot_curves', 'save_run']
 
 # %% ../nbs/07_train.ipynb #b99e5c6d
-import time, sys, os, platform, contextlib, resource
+import time, sys, os, platform, contextlib, resource, signal, threading
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm, fastai
 from fastcore.basics import AttrDict
@@ -32,6 +32,7 @@ def _number(name, v, lo, hi=None, lo_ok=True, what=''):
 def check_options(**o) -> AttrDict:
     "`train`'s options checked (a `LeafOptionError` names the first bad one), with `lr` a number or 'auto' and paths absolute"
     o = AttrDict(o)
+    if isinstance(o.get('plan'), dict): o.plan = AttrDict(o.plan)  # a resumed budget run's plan, as config.json holds it
     check_opt(o.data is not None, "No data: pass --data DIR, the folder holding train.csv and the images.")
     if isinstance(o.lr, str) and o.lr!='auto':
         try: o.lr = float(o.lr)
@@ -124,6 +125,18 @@ def _keep_images(o) -> bool:
     return (bool(image_epochs(o)) and o.get('image_cache', True) and o.warmup=='features' and o.pretrained!='none' and o.warmup_frac==1 and o.aug in ('flips','none')
             and o.final_size in (None, o.size) and num_distrib()<=1)
 
+@contextlib.contextmanager
+def _latched_signals():
+    "Ctrl-C or SIGTERM stops at once, as usual; one that Python swallowed (it lands in an at-fork hook as a DataLoader starts its worker, and is only printed) is raised on leaving"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    hit = []
+    def _h(sig, frame): hit.append(sig); raise KeyboardInterrupt
+    old = {s:signal.signal(s, _h) for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) not in (signal.SIG_IGN, None)}  # an ignored SIGINT (nohup) stays ignored
+    try: yield
+    finally:
+        for s,h in old.items(): signal.signal(s, h)
+    if hit: raise KeyboardInterrupt
+
 def _warm_up(learn, o, rd, state):
     "Warm up the head, or load where `state` says a resumed run stands; returns (prior history, best accuracy, the cache of the pass)"
     cut,keep = (o.cut if o.tail_epochs else 0),_keep_images(o)
@@ -135,7 +148,7 @@ def _warm_up(learn, o, rd, state):
         return prior, state.get('best'), cache
     cache = None
     if o.warmup=='features' and o.pretrained!='none':
-        hl = head_warmup(learn, o.head_epochs, o.head_lr, views=o.views, frac=o.warmup_frac, seed=o.seed, quiet=o.quiet,
+        with _latched_signals(): hl = head_warmup(learn, o.head_epochs, o.head_lr, views=o.views, frac=o.warmup_frac, seed=o.seed, quiet=o.quiet,
                          cache_dir=rd.path if o.cache=='disk' else None, cut=cut, images=keep)
         prior,cache = history_df(hl, 'head_warmup'),(hl.cache if cut or keep else None)
     elif o.warmup=='epochs':
