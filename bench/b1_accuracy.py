@@ -14,6 +14,7 @@ side `fastai_frozen` runs fastai's frozen epoch of `fine_tune` with fastai's def
     python bench/b1_accuracy.py --sides fastai_frozen,leaf1,leaf1_frac --warmup-frac 0.25 --out b1_warmup.json
     python bench/b1_accuracy.py --sides leaf1_final --final-size 160 --out b1_final160.json
     python bench/b1_accuracy.py --sides budget5m,budget15m,budget10m,tail,leaf1_old --out b1_budget.json
+    python bench/b1_accuracy.py --sides budget5m --train-args '--cut 7' --tag _cut7 --out b1_budget5m_cut7.json
 
 The sides `tail` (today's default: warm-up + 4 tail epochs on the cached trunk), `budgetXX` (`--budget XX`) and
 `leaf1_old` (the default before the tail: warm-up + one unfrozen epoch on the images) run `leaf_fastai train` as a
@@ -85,11 +86,14 @@ def main():
     p.add_argument('--warmup-frac', type=float, default=0.25, help='fraction of the training images in the warm-up of side leaf1_frac')
     p.add_argument('--final-size', type=int, default=160, help='image size of the unfrozen epoch of side leaf1_final')
     p.add_argument('--out', default=None, help='results file name under bench/results (default b1.json, b1_quick.json)')
+    p.add_argument('--train-args', default='', help="more arguments for the sides run as a `leaf_fastai train` process (tail, budgetXX, leaf1_old), e.g. '--cut 7'")
+    p.add_argument('--tag', default='', help='suffix of those sides\' names (their run folders under bench/work)')
     a = p.parse_args()
     frac = 0.25 if a.quick else 1.0
     split_file, sdf = make_split(a.data, frac)
     print(f"split: {(~sdf.is_valid).sum()} train / {sdf.is_valid.sum()} valid images", flush=True)
     res = []
+    more,tag = a.train_args.split(),a.tag
     for side in a.sides.split(','):
         t0 = time.time()
         if side=='plain': r = plain_loop.run(data=a.data, split_file=str(split_file), epochs=a.epochs, size=a.size, bs=a.bs)
@@ -97,9 +101,9 @@ def main():
         elif side=='leaf1': r = run_leaf('leaf1', a.data, split_file, epochs=1, size=a.size, bs=a.bs)
         elif side=='leaf1_final': r = run_leaf('leaf1_final', a.data, split_file, epochs=1, final_size=a.final_size, size=a.size, bs=a.bs)
         elif side=='leaf1_frac': r = run_leaf('leaf1_frac', a.data, split_file, epochs=1, warmup_frac=a.warmup_frac, size=a.size, bs=a.bs)
-        elif side=='tail': r = run_cli('tail', a.data, split_file)  # today's default: warm-up + 4 tail epochs
-        elif side.startswith('budget'): r = run_cli(side, a.data, split_file, '--budget', side[len('budget'):])  # e.g. budget5m
-        elif side=='leaf1_old': r = run_cli('leaf1_old', a.data, split_file, '--tail-epochs', '0', '--epochs', '1')  # the default before the tail
+        elif side=='tail': r = run_cli('tail'+tag, a.data, split_file, *more)  # today's default: warm-up + 4 tail epochs
+        elif side.startswith('budget'): r = run_cli(side+tag, a.data, split_file, '--budget', side[len('budget'):], *more)  # e.g. budget5m
+        elif side=='leaf1_old': r = run_cli('leaf1_old'+tag, a.data, split_file, '--tail-epochs', '0', '--epochs', '1', *more)  # the default before the tail
         elif side=='fastai_frozen':  # fastai's frozen epoch of fine_tune, with its defaults (base_lr 2e-3, standard augmentation)
             r = run_leaf('fastai_frozen', a.data, split_file, warmup='epochs', freeze_epochs=1, epochs=0, lr=2e-3, aug='standard', bn_eval=False, size=a.size, bs=a.bs)
         r['wall_seconds'] = time.time()-t0

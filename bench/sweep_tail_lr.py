@@ -7,6 +7,7 @@ measures peak rates for tails of 1, 2 and 4 epochs on the same cache as `sweep_t
 same warmed-up weights, seed 42.
 
     python bench/sweep_tail_lr.py --out sweep_tail_lr.json
+    python bench/sweep_tail_lr.py --cut 7 --plans 1:5e-4,4:1e-3,4:2e-3,8:2e-3 --out sweep_tail_lr_cut7.json   # the tail after block 5
 """
 import argparse, json, sys, time, platform, copy
 from pathlib import Path
@@ -23,17 +24,18 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--plans', default='1:2e-3,1:1e-3,1:5e-4,2:2e-3,2:1e-3,2:5e-4,4:2e-3,4:1e-3')
     p.add_argument('--out', default='sweep_tail_lr.json'); p.add_argument('--frac', type=float, default=0.25)
+    p.add_argument('--cut', type=int, default=6, help='timm parameter groups cached as the trunk (6: to block 4, 7: to block 5)')
     a = p.parse_args()
     torch.set_num_threads(2)
     _, sdf = make_split(DATA, a.frac, fn=HERE/'work'/'split_quarter.csv')
     w = find_weights('tf_efficientnet_lite0')
     set_seed(42)
     learn = leaf_learner(leaf_dls(DATA, sdf, 128, 32, 'flips', w.mean, w.std), 'tf_efficientnet_lite0', w)
-    t = time.time(); hl = head_warmup(learn, 15, 1e-2, quiet=True, cut=6); warm_s = time.time()-t
+    t = time.time(); hl = head_warmup(learn, 15, 1e-2, quiet=True, cut=a.cut); warm_s = time.time()-t
     c,res = hl.cache,[]
     def log(**r): res.append(r); print(json.dumps(r), flush=True)
     state = copy.deepcopy(learn.model.state_dict())
-    log(phase='warm-up', seconds=round(warm_s, 1), head_acc=float(hl.recorder.values[-1][2]), train=len(c.mt), valid=len(c.mv))
+    log(phase='warm-up', cut=a.cut, seconds=round(warm_s, 1), head_acc=float(hl.recorder.values[-1][2]), train=len(c.mt), valid=len(c.mv))
     for pl in a.plans.split(','):
         e,lr = pl.split(':'); e,lr = int(e),float(lr)
         tl,s = tail(learn, c, state, e, 42, lr=lr)

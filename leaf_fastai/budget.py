@@ -15,7 +15,8 @@ from .callbacks import body_groups
 from fastai.vision.all import Callback
 
 # %% auto #0
-__all__ = ['parse_budget', 'process_start', 'time_tail', 'image_step', 'calibrate', 'plan_tail', 'plan_run', 'describe', 'FitBy']
+__all__ = ['short_tail_steps', 'parse_budget', 'process_start', 'time_tail', 'image_step', 'tail_rates', 'calibrate', 'plan_tail',
+           'plan_run', 'describe', 'tail_steps', 'later_cut', 'FitBy']
 
 # %% ../nbs/05b_budget.ipynb #acd262d8
 def parse_budget(s) -> float|None:
@@ -76,37 +77,49 @@ def image_step(learn, xb, y, frozen_groups=4, n=2) -> float:
         for p,r in was: p.requires_grad_(r)
         m.zero_grad(set_to_none=True)
 
+def _own_rng():
+    "Random numbers drawn inside come from a copy of torch's generators: measuring does not change what the run draws after it (the head's shuffling)"
+    return torch.random.fork_rng(devices=list(range(torch.cuda.device_count())))
+
+def tail_rates(learn, split, size, tail_bs=64) -> AttrDict:
+    "Seconds of a step (`tail_step_s`) and of a validation image (`tail_valid_s_per_image`) of the tail after `split` (`split_trunk`), through its real `Learner` on random maps of the trunk's real output shape for images of `size` (h,w)"
+    p = next(split[0].parameters())
+    with torch.no_grad(): a = split[0].eval()(torch.zeros(2, 3, *size, device=p.device).contiguous(memory_format=torch.channels_last))
+    with _own_rng():
+        maps = torch.randn(tail_bs*8, *a.shape[1:]).half()
+        ys = torch.arange(len(maps))%learn.dls.c
+        tt = time_tail(tail_learner(learn, AttrDict(mt=maps, yt=ys, mv=maps[:4*tail_bs], yv=ys[:4*tail_bs], split=split), tail_bs))
+    return AttrDict(tail_step_s=tt.step_s, tail_valid_s_per_image=tt.valid_s/(4*tail_bs))
+
 def calibrate(learn, split, tail_bs=64, head_bs=256, n=3,
               image_bs=None, # Also time a step of the whole model on a batch of this many images (`image_step`; `None`: don't)
               frozen_groups=4, # Groups kept frozen in those steps
              ) -> AttrDict:
     "Images/s of the warm-up's pass (`pass_rate`) and of head training (`head_rate`); seconds of a tail step and a tail validation image (and of a step on images, `image_step_s`)"
-    learn.model.to(learn.dls.device)  # where the batches are (fastai moves it only when a fit starts)
-    it = iter(learn.dls.valid)
-    xb,yb = next(it)
-    xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
-    trunk = fold_bn(split[0], xb[:4]).to(memory_format=torch.channels_last)
-    with torch.no_grad(): a = trunk(xb); tail = fold_bn(split[1], a[:4]).to(memory_format=torch.channels_last)
-    pool,head = learn.model[1][:2],learn.model[1][2:]
-    t,k = time.perf_counter(),0
-    with torch.no_grad():
-        for xb,_ in it:  # decoding included, as in the pass
-            pool(tail(trunk(xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)))); k += len(xb)
-            if k>=n*len(a): break
-        if k==0: pass_rate = _rate(lambda: pool(tail(trunk(xb))), len(xb), n)  # a single validation batch
-        else: pass_rate = k/(time.perf_counter()-t)
-        f = pool(tail(trunk(xb[:2])))
-    y = yb.as_subclass(torch.Tensor)
-    head_rate = _rate(_step(head.train(), torch.randn(head_bs, f.shape[1], device=f.device), y[torch.arange(head_bs, device=y.device)%len(y)], learn.loss_func), head_bs, n)
-    maps = torch.randn(tail_bs*8, *a.shape[1:]).half()  # the tail's real shapes, through its real `Learner`
-    ys = y.cpu()[torch.arange(len(maps))%len(y)]
-    tt = time_tail(tail_learner(learn, AttrDict(mt=maps, yt=ys, mv=maps[:4*tail_bs], yv=ys[:4*tail_bs], split=split), tail_bs))
-    r = AttrDict(pass_rate=pass_rate, head_rate=head_rate, tail_step_s=tt.step_s, tail_valid_s_per_image=tt.valid_s/(4*tail_bs))
-    if image_bs:
-        j = torch.arange(image_bs, device=y.device)%min(len(xb), len(y))  # the last batch may be short
-        r.image_step_s = image_step(learn, xb.as_subclass(torch.Tensor)[j].contiguous(memory_format=torch.channels_last), y[j], frozen_groups)
-    learn.model.eval()
-    return r
+    with _own_rng():  # the pass, the head and the tail draw random numbers: not from the run's stream
+        learn.model.to(learn.dls.device)  # where the batches are (fastai moves it only when a fit starts)
+        it = iter(learn.dls.valid)
+        xb,yb = next(it)
+        xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
+        trunk = fold_bn(split[0], xb[:4]).to(memory_format=torch.channels_last)
+        with torch.no_grad(): a = trunk(xb); tail = fold_bn(split[1], a[:4]).to(memory_format=torch.channels_last)
+        pool,head = learn.model[1][:2],learn.model[1][2:]
+        t,k = time.perf_counter(),0
+        with torch.no_grad():
+            for xb,_ in it:  # decoding included, as in the pass
+                pool(tail(trunk(xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)))); k += len(xb)
+                if k>=n*len(a): break
+            if k==0: pass_rate = _rate(lambda: pool(tail(trunk(xb))), len(xb), n)  # a single validation batch
+            else: pass_rate = k/(time.perf_counter()-t)
+            f = pool(tail(trunk(xb[:2])))
+        y = yb.as_subclass(torch.Tensor)
+        head_rate = _rate(_step(head.train(), torch.randn(head_bs, f.shape[1], device=f.device), y[torch.arange(head_bs, device=y.device)%len(y)], learn.loss_func), head_bs, n)
+        r = AttrDict(pass_rate=pass_rate, head_rate=head_rate, **tail_rates(learn, split, xb.shape[-2:], tail_bs))
+        if image_bs:
+            j = torch.arange(image_bs, device=y.device)%min(len(xb), len(y))  # the last batch may be short
+            r.image_step_s = image_step(learn, xb.as_subclass(torch.Tensor)[j].contiguous(memory_format=torch.channels_last), y[j], frozen_groups)
+        learn.model.eval()
+        return r
 
 # %% ../nbs/05b_budget.ipynb #b93e0ef3
 def plan_tail(left, n_batches, step_s, valid_s,
@@ -160,7 +173,18 @@ def describe(p) -> str:
     "The plan as one line"
     img = f"{p.image_epochs} epochs on the images {p.image_s:.0f} s, " if p.get('image_epochs') else ''
     return (f"plan for --budget {_fmt(p.budget_s)}: set-up {p.setup_s:.0f} s, pass {p.pass_s:.0f} s, head warm-up {p.head_s:.0f} s, "
-            f"{p.tail_epochs} tail epochs of {p.tail_batches} batches {p.tail_s:.0f} s, {img}validation and run folder {p.save_s:.0f} s: ends at ~{p.end_s:.0f} s")
+            f"{p.tail_epochs} tail epochs of {p.tail_batches} batches{f' after {p.cut} groups' if p.get('cut') else ''} {p.tail_s:.0f} s, {img}validation and run folder {p.save_s:.0f} s: ends at ~{p.end_s:.0f} s")
+
+# %% ../nbs/05b_budget.ipynb #fa939348
+short_tail_steps = 400  # a tail planned shorter than this (at the default cut) is cut one group later, where its steps cost a fifth
+
+def tail_steps(p) -> int:
+    "Training steps of the plan `p`'s tail"
+    return p.tail_epochs*p.tail_batches
+
+def later_cut(p, min_steps=short_tail_steps) -> bool:
+    "Whether the plan `p` has a short tail (fewer than `min_steps` steps) and no epochs on the images after it"
+    return not p.get('image_epochs') and tail_steps(p)<min_steps
 
 # %% ../nbs/05b_budget.ipynb #9a285f1e
 class FitBy(Callback):

@@ -19,7 +19,7 @@ from .models import *
 from .callbacks import *
 from .rundir import RunDir, model_meta
 from .warmup import head_warmup, cached_pass, subsample, tail_learner, split_trunk, check_frac, image_dls, tail_peak_lr, tail_min_steps
-from .budget import parse_budget, process_start, calibrate, plan_run, plan_tail, describe, time_tail, FitBy
+from .budget import parse_budget, process_start, calibrate, plan_run, plan_tail, describe, time_tail, FitBy, tail_rates, tail_steps, later_cut
 from types import SimpleNamespace
 
 # %% ../nbs/07_train.ipynb #99ba4430
@@ -44,6 +44,8 @@ def check_options(**o) -> AttrDict:
     for k in ('bs','head_epochs','views','tail_bs'): _number(k, o[k], 1, what='1 or more')
     _number('tail_lr', o.tail_lr, 0, lo_ok=False)
     o.budget_s = parse_budget(o.budget)
+    o.cut_auto = o.get('cut_auto', o.cut is None)  # the default cut: `_plan` may move a budget's short tail one group later
+    if o.cut is None: o.cut = 6
     check_opt(not (o.budget and o.epochs), f"--budget plans the run itself (tail epochs on the cached trunk): drop --epochs {o.epochs}, or drop --budget.")
     check_opt(not (o.budget and (o.warmup!='features' or o.pretrained=='none')), "--budget plans a features warm-up and tail epochs: it needs pretrained weights and --warmup features.")
     for k in ('epochs','tail_epochs','tail_cap','cut','freeze_epochs','frozen_groups','early_stop','seed','mixup','cutmix','wd'): _number(k, o[k], 0, what='0 or more')
@@ -221,7 +223,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
           final_size:int=None, # Image size of the last unfrozen epoch (progressive resizing; default: `size`)
           epochs:int=0, # Unfrozen epochs on the images after the warm-up and the tail epochs
           tail_epochs:int=4, # Epochs of the tail on the cached trunk after the head warm-up (0: none)
-          cut:int=6, # timm parameter groups (stem, stages) cached as the trunk for the tail epochs
+          cut:int=None, # timm parameter groups (stem, stages) cached as the trunk for the tail epochs (default 6; a --budget whose tail would be short at 6 caches 7)
           tail_lr:float=2e-3, # Peak learning rate of the head in the tail epochs; the tail's body gets half
           tail_bs:int=64, # Batch size of the tail epochs
           budget:str=None, # Wall-clock budget for the whole run, e.g. 5m, 15m, 900s: plans the tail epochs (and for long budgets epochs on the images) to end on time
@@ -367,11 +369,19 @@ def _n_cached(o, sdf) -> int:
     return len(subsample(sdf[~sdf.is_valid], o.warmup_frac, o.seed)) if o.warmup_frac<1 else int((~sdf.is_valid).sum())
 
 def _plan(learn, o, sdf, t_start):
-    "Measure this machine on a few batches and plan the run in `o.budget_s` seconds (a `LeafOptionError` if it cannot fit)"
-    rates = calibrate(learn, split_trunk(learn.model[0].model, o.cut), o.tail_bs, image_bs=o.bs, frozen_groups=o.frozen_groups)
-    n_train = _n_cached(o, sdf)
-    o.plan = plan_run(o.budget_s, time.time()-t_start, rates, n_train, int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs, tail_cap=o.tail_cap, image_bs=o.bs)
-    o.plan.update(rates)
+    "Measure this machine on a few batches and plan the run in `o.budget_s` seconds (a `LeafOptionError` if it cannot fit); with the default `cut`, a short tail is cut one group later (`later_cut`)"
+    body = learn.model[0].model
+    rates = calibrate(learn, split_trunk(body, o.cut), o.tail_bs, image_bs=o.bs, frozen_groups=o.frozen_groups)
+    plan = lambda r: plan_run(o.budget_s, time.time()-t_start, r, _n_cached(o, sdf), int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs, tail_cap=o.tail_cap, image_bs=o.bs)
+    o.plan = plan(rates)
+    split = split_trunk(body, o.cut+1) if o.get('cut_auto') and later_cut(o.plan) else None
+    if split is not None:
+        r = AttrDict(rates, **tail_rates(learn, split, (o.size, o.size), o.tail_bs))
+        p = plan(r)
+        if tail_steps(p)>tail_steps(o.plan):
+            print(f"note: a tail after {o.cut} groups would get {tail_steps(o.plan)} steps, too few to use its learning rate; caching {o.cut+1} groups instead: {tail_steps(p)} steps.")
+            o.cut,o.plan,rates = o.cut+1,p,r
+    o.plan.update(rates, cut=o.cut)
     print(describe(o.plan))
 
 # %% ../nbs/07_train.ipynb #a81b8978

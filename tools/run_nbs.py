@@ -7,7 +7,8 @@ from execnb.shell import CaptureShell
 root = Path(__file__).resolve().parents[1]
 warnings.filterwarnings('ignore', message='.*torch.jit.script.*')  # timm's import, with this machine's venv path in it
 # outputs are documentation: no temporary folders, no paths of the machine that ran them
-_subs = [(re.compile(r'/tmp/(pytest-of-\w+/pytest-\d+/\w+|tmp\w+)'), 'tmp'), (re.compile(r'(?<!\w)tmp[a-z0-9_]{8}(?!\w)'), 'tmp'),
+_subs = [(re.compile(r'/tmp/leaf_fastai-nb-\w+/'), ''),  # the notebook's own temporary folder (its first cells make it)
+         (re.compile(r'/tmp/(pytest-of-\w+/pytest-\d+/\w+|tmp\w+)'), 'tmp'), (re.compile(r'(?<!\w)tmp[a-z0-9_]{8}(?!\w)'), 'tmp'),
          (re.compile(re.escape(str(root))), '.'), (re.compile(r'process \d+'), 'process N')]  # and no process ids
 
 def _skip(cell): return cell.cell_type=='code' and ('#| eval: false' in cell.source or 'nbdev_export()' in cell.source)
