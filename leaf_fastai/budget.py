@@ -130,6 +130,7 @@ def plan_tail(left, n_batches, step_s, valid_s,
     if left<=0 or n_batches<1: return 0,0
     epochs = max(1, math.ceil(left/epoch_s))
     if min_epochs*valid_s <= left/5: epochs = max(epochs, min_epochs)
+    epochs = max(1, min(epochs, int(left//(step_s+valid_s))))  # each with room for a step and its validation
     nb = min(n_batches, int((left-epochs*valid_s)/step_s/epochs))
     return (epochs, nb) if nb>=1 else (0, 0)
 
