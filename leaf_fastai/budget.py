@@ -82,14 +82,18 @@ def _own_rng():
     return torch.random.fork_rng(devices=list(range(torch.cuda.device_count())))
 
 def tail_rates(learn, split, size, tail_bs=64) -> AttrDict:
-    "Seconds of a step (`tail_step_s`) and of a validation image (`tail_valid_s_per_image`) of the tail after `split` (`split_trunk`), through its real `Learner` on random maps of the trunk's real output shape for images of `size` (h,w)"
+    "Seconds of a step (`tail_step_s`) and of a validation image (`tail_valid_s_per_image`) of the tail after `split` (`split_trunk`), through its real `Learner` on random maps of the trunk's real output shape for images of `size` (h,w); on CPU, with and without `MatmulConvs`, the faster kept (`tail_matmul`)"
     p = next(split[0].parameters())
     with torch.no_grad(): a = split[0].eval()(torch.zeros(2, 3, *size, device=p.device).contiguous(memory_format=torch.channels_last))
     with _own_rng():
         maps = torch.randn(tail_bs*8, *a.shape[1:]).half()
         ys = torch.arange(len(maps))%learn.dls.c
-        tt = time_tail(tail_learner(learn, AttrDict(mt=maps, yt=ys, mv=maps[:4*tail_bs], yv=ys[:4*tail_bs], split=split), tail_bs))
-    return AttrDict(tail_step_s=tt.step_s, tail_valid_s_per_image=tt.valid_s/(4*tail_bs))
+        c = AttrDict(mt=maps, yt=ys, mv=maps[:4*tail_bs], yv=ys[:4*tail_bs], split=split)
+        tt,mm = time_tail(tail_learner(learn, c, tail_bs)),False
+        if learn.dls.device.type=='cpu':
+            tm = time_tail(tail_learner(learn, c, tail_bs, matmul=True))
+            if tm.step_s<tt.step_s: tt,mm = tm,True
+    return AttrDict(tail_step_s=tt.step_s, tail_valid_s_per_image=tt.valid_s/(4*tail_bs), tail_matmul=mm)
 
 def calibrate(learn, split, tail_bs=64, head_bs=256, n=3,
               image_bs=None, # Also time a step of the whole model on a batch of this many images (`image_step`; `None`: don't)

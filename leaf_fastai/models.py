@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch, timm
 from torch import nn
+import torch.nn.functional as F
 from timm.models import get_pretrained_cfg
 from timm.layers import BatchNormAct2d
 from torch.nn.utils.fusion import fuse_conv_bn_weights
@@ -18,7 +19,7 @@ from .core import LeafError, LeafWeightsError
 
 # %% auto #0
 __all__ = ['load_state_file', 'package_weights', 'remap_in_order', 'Weights', 'check_arch', 'find_weights', 'load_body',
-           'leaf_learner', 'pooled_features', 'fold_bn']
+           'leaf_learner', 'pooled_features', 'fold_bn', 'matmul_convs', 'restore_convs']
 
 # %% ../nbs/02_models.ipynb #582442e4
 _wrappers = 'state_dict', 'model', 'model_state_dict', 'state_dict_ema', 'module'
@@ -218,3 +219,78 @@ def fold_bn(model:nn.Module, x=None, tol=1e-3) -> nn.Module:
         with torch.no_grad(): a,b = model.eval()(x), m(x)
     except Exception: return model  # e.g. a model that needs another input size: no check, no folding
     return m if (a-b).abs().max() <= tol*(1+a.abs().max()) else model
+
+# %% ../nbs/02_models.ipynb #9c9a6e77
+def _taps(m, h, w) -> tuple:
+    "`P[o,p,k]` = 1 where tap `k` of depthwise conv `m` carries input pixel `p` of an `h`×`w` map to output pixel `o`; and the output's size"
+    K = m.kernel_size[0]*m.kernel_size[1]
+    with torch.random.fork_rng(devices=[]):  # its random init would draw from the run's stream
+        probe = type(m)(K, K, m.kernel_size, m.stride, m.padding, m.dilation, groups=K, bias=False)  # one channel per tap
+    with torch.no_grad():
+        probe.weight.copy_(torch.eye(K).view(K, 1, *m.kernel_size))
+        out = probe(torch.eye(h*w).view(h*w, 1, h, w).expand(h*w, K, h, w))  # (p, k, ho, wo)
+    return out.flatten(2).permute(2, 0, 1).contiguous(), tuple(out.shape[-2:])
+
+def _cnp(x):
+    "`(n,c,h,w)` in any memory format as a contiguous `(c, n, h*w)`"
+    n,c,h,w = x.shape
+    return x.permute(1, 0, 2, 3).reshape(c, n, h*w).contiguous()
+
+def _nchw(y, n, hw):
+    "`(c, n, h*w)` as `(n,c,h,w)` in channels-last memory"
+    return y.permute(1, 2, 0).contiguous().view(n, *hw, -1).permute(0, 3, 1, 2)
+
+class _PerChannel(torch.autograd.Function):
+    "`y[c] = x[c] @ T[c]ᵀ` for each channel `c`: a depthwise convolution given its matrices `T` `(c, out pixels, in pixels)`"
+    @staticmethod
+    def forward(ctx, x, T, hw):
+        xc = _cnp(x)
+        ctx.save_for_backward(xc, T); ctx.shape = x.shape
+        return _nchw(torch.bmm(xc, T.transpose(1, 2)), len(x), hw)
+    @staticmethod
+    def backward(ctx, gy):
+        xc,T = ctx.saved_tensors
+        g = _cnp(gy)
+        gx = _nchw(torch.bmm(g, T), ctx.shape[0], ctx.shape[2:]) if ctx.needs_input_grad[0] else None
+        return gx, (torch.bmm(g.transpose(1, 2), xc) if ctx.needs_input_grad[1] else None), None
+
+class _Depthwise:
+    "The forward of depthwise conv `m` on `hw` maps as one matrix product per channel"
+    def __init__(self, m, hw): self.m,self.hw = m,hw; self.P,self.out = _taps(m, *hw)
+    def __call__(self, x):
+        if tuple(x.shape[-2:])!=self.hw: return type(self.m).forward(self.m, x)
+        y = _PerChannel.apply(x, torch.einsum('opk,ck->cop', self.P.to(x), self.m.weight.flatten(1)), self.out)
+        return y if self.m.bias is None else y+self.m.bias.view(1, -1, 1, 1)
+
+class _Pointwise:
+    "The forward of 1×1 conv `m` as a linear layer on the pixels of its (channels-last) input"
+    def __init__(self, m): self.m = m
+    def __call__(self, x): return F.linear(x.permute(0, 2, 3, 1), self.m.weight.flatten(1), self.m.bias).permute(0, 3, 1, 2)
+
+def _kind(m):
+    if not isinstance(m, nn.Conv2d) or m.padding_mode!='zeros': return None
+    if m.kernel_size==(1,1) and m.stride==(1,1) and m.groups==1 and m.padding in ((0,0), 'valid', 'same'): return _Pointwise
+    if m.groups==m.in_channels==m.out_channels>1 and m.kernel_size!=(1,1): return _Depthwise
+
+def matmul_convs(model:nn.Module, x, max_pixels=64, tol=1e-4) -> list:
+    "Names of `model`'s 1×1 and depthwise convolutions on maps of at most `max_pixels` pixels (for input `x`) whose forward is now matrix products"
+    seen = {}
+    def keep(n): return lambda m,i,o: seen.__setitem__(n, i[0])  # a hook that returned it would replace the output
+    hooks = [m.register_forward_hook(keep(n)) for n,m in model.named_modules() if _kind(m)]
+    try:
+        with torch.no_grad(): model(x)
+    finally:
+        for h in hooks: h.remove()
+    done = []
+    for n,m in model.named_modules():
+        a = seen.get(n)
+        if a is None or a.shape[-2]*a.shape[-1]>max_pixels or 'forward' in m.__dict__: continue
+        f = _Pointwise(m) if _kind(m) is _Pointwise else _Depthwise(m, tuple(a.shape[-2:]))
+        with torch.no_grad(): ref,new = m(a), f(a)
+        if new.shape==ref.shape and (new-ref).abs().max() <= tol*(1+ref.abs().max()): m.forward = f; done.append(n)
+    return done
+
+def restore_convs(model:nn.Module):
+    "Undo `matmul_convs`: every convolution of `model` computes its forward as a convolution again"
+    for m in model.modules():
+        if isinstance(m.__dict__.get('forward'), (_Pointwise, _Depthwise)): del m.forward

@@ -175,7 +175,9 @@ class _WholeModel:
 def _tail(learn, o, rd, cache, prior, best, state, t_start):
     "Train the tail on the cached trunk; returns (history, best accuracy)"
     start = state.get('epochs_done', 0) if state and state.get('phase')=='tail' else 0
-    tl = tail_learner(learn, cache, o.tail_bs)
+    if o.budget_s: mm = o.plan.get('tail_matmul', False)  # chosen when the plan was made (`tail_rates`)
+    else: mm = learn.dls.device.type=='cpu' and tail_rates(learn, cache.split, (o.size, o.size), o.tail_bs).tail_matmul
+    tl = tail_learner(learn, cache, o.tail_bs, matmul=mm)
     if rd.state.get('tail_plan'): n,nb = rd.state['tail_plan']  # a resumed run finishes its plan
     elif o.budget_s:  # planned again, now that the time spent so far and the tail's real speed are known
         p,tt = o.plan,time_tail(tl)

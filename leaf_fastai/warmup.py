@@ -10,15 +10,15 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.basics import AttrDict
 from numpy.lib.format import open_memmap, write_array_header_2_0
-from fastai.vision.all import Learner, DataLoaders, Normalize, accuracy, noop, to_detach, params, default_device
+from fastai.vision.all import Learner, DataLoaders, Normalize, Callback, accuracy, noop, to_detach, params, default_device
 from .core import *
-from .models import fold_bn
+from .models import fold_bn, matmul_convs, restore_convs
 from .callbacks import trim_memory, BnEval
 
 # %% auto #0
 __all__ = ['tail_min_steps', 'DiskRows', 'norm_stats', 'head_inputs', 'TensorBatches', 'flip_maps', 'dihedral', 'check_frac',
-           'subsample', 'trunk_units', 'split_trunk', 'warmup_epochs', 'head_warmup', 'cached_pass', 'tail_learner',
-           'tail_peak_lr', 'image_dls']
+           'subsample', 'trunk_units', 'split_trunk', 'warmup_epochs', 'head_warmup', 'cached_pass', 'MatmulConvs',
+           'tail_learner', 'tail_peak_lr', 'image_dls']
 
 # %% ../nbs/05_warmup.ipynb #1595959c
 class DiskRows:
@@ -235,11 +235,21 @@ def cached_pass(learn, views=1, frac=1., seed=42, cache_dir=None, quiet=False, c
     return AttrDict(xt=xt, yt=yt, xv=xv, yv=yv, mt=mt, mv=mv, split=split, it=it, iv=iv, norm=norm_stats(dls.valid) if images else None)
 
 # %% ../nbs/05_warmup.ipynb #c93bfbce
+class MatmulConvs(Callback):
+    "While fitting on CPU: the 1×1 and depthwise convolutions on small maps as matrix products (`matmul_convs`)"
+    def before_fit(self):
+        dl,self.names = self.dls.train,[]
+        if dl.device.type!='cpu' or not isinstance(dl, TensorBatches): return
+        x = dl._float(torch.as_tensor(dl.x[torch.arange(min(2, len(dl.x)))])).contiguous(memory_format=torch.channels_last)  # the first rows: no random draw
+        self.names = matmul_convs(self.model.eval(), x)  # eval: BatchNorm statistics stay as they are
+    def after_fit(self): restore_convs(self.model)
+
 def tail_learner(learn, # The `leaf_learner` whose head was warmed up with `head_warmup(cut=...)`
                  cache, # The warm-up's `cache` (`cached_pass` with `cut`)
                  bs=64, # Batch size on the cached maps
                  n_batches=None, # Training batches an epoch (default: one pass over the maps)
                  flips=True, # Flip the cached maps at random
+                 matmul=False, # Train with `MatmulConvs` (on CPU: 1×1 and depthwise convolutions on small maps as matrix products)
                 ) -> Learner:
     "A `Learner` for the tail and the head of `learn` (modules shared) on the trunk's cached output"
     c = cache
@@ -248,7 +258,7 @@ def tail_learner(learn, # The `leaf_learner` whose head was warmed up with `head
     model = nn.Sequential(c.split[1], learn.model[1]).to(memory_format=torch.channels_last)
     for p in model.parameters(): p.requires_grad_(True)
     return Learner(dls, model, loss_func=learn.loss_func, metrics=accuracy, opt_func=learn.opt_func, wd=learn.wd,
-                   splitter=lambda m: [params(m[0]), params(m[1])], cbs=BnEval(), path=learn.path, model_dir=learn.model_dir)
+                   splitter=lambda m: [params(m[0]), params(m[1])], cbs=[BnEval()]+[MatmulConvs()]*matmul, path=learn.path, model_dir=learn.model_dir)
 
 # %% ../nbs/05_warmup.ipynb #606ad242
 def tail_peak_lr(lr, # The tail's peak learning rate for a long tail (`train --tail-lr`)
