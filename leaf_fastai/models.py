@@ -263,8 +263,8 @@ class _Depthwise:
         return y if self.m.bias is None else y+self.m.bias.view(1, -1, 1, 1)
 
 class _Pointwise:
-    "The forward of 1×1 conv `m` as a linear layer on the pixels of its (channels-last) input"
-    def __init__(self, m): self.m = m
+    "The forward of 1×1 conv `m` as a linear layer on the pixels of its (channels-last) input, maps of any size"
+    def __init__(self, m, hw=None): self.m = m
     def __call__(self, x): return F.linear(x.permute(0, 2, 3, 1), self.m.weight.flatten(1), self.m.bias).permute(0, 3, 1, 2)
 
 def _kind(m):
@@ -285,7 +285,7 @@ def matmul_convs(model:nn.Module, x, max_pixels=64, tol=1e-4) -> list:
     for n,m in model.named_modules():
         a = seen.get(n)
         if a is None or a.shape[-2]*a.shape[-1]>max_pixels or 'forward' in m.__dict__: continue
-        f = _Pointwise(m) if _kind(m) is _Pointwise else _Depthwise(m, tuple(a.shape[-2:]))
+        f = _kind(m)(m, tuple(a.shape[-2:]))
         with torch.no_grad(): ref,new = m(a), f(a)
         if new.shape==ref.shape and (new-ref).abs().max() <= tol*(1+ref.abs().max()): m.forward = f; done.append(n)
     return done
