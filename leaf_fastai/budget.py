@@ -6,34 +6,19 @@
 from __future__ import annotations
 import os, re, time, math
 from pathlib import Path
+from dataclasses import dataclass, asdict
 import torch, numpy as np
 from fastcore.basics import AttrDict, store_attr
 from .core import *
+from .options import *
 from .models import fold_bn
-from .warmup import tail_learner, warmup_epochs
+from .warmup import tail_learner, warmup_epochs, subsample, split_trunk, tail_min_steps
 from .callbacks import body_groups
-from fastai.vision.all import Callback
+from fastai.vision.all import Callback, num_distrib
 
 # %% auto #0
-__all__ = ['short_tail_steps', 'parse_budget', 'process_start', 'time_tail', 'image_step', 'tail_rates', 'calibrate', 'plan_tail',
-           'plan_run', 'describe', 'tail_steps', 'later_cut', 'FitBy']
-
-# %% ../nbs/05b_budget.ipynb #acd262d8
-def parse_budget(s) -> float|None:
-    "Seconds in a budget such as `'5m'`, `'15m'`, `'900s'`, `'1h30m'` or a number of seconds"
-    if s is None or s=='': return None
-    m = re.fullmatch(r'(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s?)?', str(s).strip().lower())
-    sec = m and any(m.groups()) and float(m[1] or 0)*3600 + float(m[2] or 0)*60 + float(m[3] or 0)
-    check_opt(bool(sec), f"--budget {s}: use a positive time such as 5m, 15m, 900s or 1h30m.")
-    return sec
-
-def process_start() -> float:
-    "When this process started, on `time.time()`'s clock (Linux `/proc`); now where that cannot be read"
-    try:
-        ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])
-        btime = next(int(l.split()[1]) for l in Path('/proc/stat').read_text().splitlines() if l.startswith('btime'))
-        return min(time.time(), btime + ticks/os.sysconf('SC_CLK_TCK'))
-    except Exception: return time.time()
+__all__ = ['short_tail_steps', 'time_tail', 'image_step', 'tail_rates', 'calibrate', 'plan_tail', 'cap_tail', 'plan_run',
+           'describe', 'tail_steps', 'later_cut', 'FitBy', 'Schedule', 'plan_schedule']
 
 # %% ../nbs/05b_budget.ipynb #510582a1
 def _sync():
@@ -140,6 +125,10 @@ def plan_tail(left, n_batches, step_s, valid_s,
 
 def _fmt(s): return f"{s/60:.1f} min" if s>=120 else f"{s:.0f} s"
 
+def cap_tail(plan, cap, full) -> tuple:
+    "The tail `plan` `(epochs, batches)` with at most `cap` epochs (of `full` batches): once epochs on the images are planned, the time beyond goes to them"
+    return plan if plan[0]<=cap else (cap, full)
+
 def plan_run(budget, # Seconds for the whole run
              elapsed, # Seconds already spent (start-up, checks, calibration)
              rates, # `calibrate`'s measurements
@@ -161,13 +150,13 @@ def plan_run(budget, # Seconds for the whole run
     valid_s,left,full = n_valid*rates.tail_valid_s_per_image,budget*(1-margin)-need,n_train*views//bs
     p.tail_epochs,p.tail_batches = plan_tail(left, full, rates.tail_step_s, valid_s, 4)
     p.image_epochs,p.image_batches,p.image_s,p.image_valid_s = 0,0,0.,n_valid/rates.pass_rate
-    if p.tail_epochs>tail_cap and rates.get('image_step_s'):  # whole epochs on the images with what the saturated tail would waste
+    if p.tail_epochs>tail_cap and rates.get('image_step_s'):  # epochs on the images with what the saturated tail would waste
         nb = n_train//image_bs
-        epoch_s = nb*rates.image_step_s + p.image_valid_s
-        n = int((left-tail_cap*(full*rates.tail_step_s+valid_s))//epoch_s)
-        if n>=1:
-            p.image_epochs,p.image_batches,p.image_s = n,nb,n*epoch_s
-            p.tail_epochs,p.tail_batches = plan_tail(left-p.image_s, full, rates.tail_step_s, valid_s, 4)
+        tail_s = tail_cap*(full*rates.tail_step_s+valid_s)
+        if left-tail_s >= nb*rates.image_step_s+p.image_valid_s:  # room for a whole epoch on the images: the tail stops at its cap
+            p.tail_epochs,p.tail_batches = tail_cap,full
+            p.image_epochs,p.image_batches = plan_tail(left-tail_s, nb, rates.image_step_s, p.image_valid_s)
+            p.image_s = p.image_epochs*(p.image_batches*rates.image_step_s+p.image_valid_s)
     p.tail_s = p.tail_epochs*(p.tail_batches*rates.tail_step_s + valid_s)
     p.train_end_s = budget*(1-margin)-p.save_s  # when training must be done, from the start
     p.tail_end_s = p.train_end_s-p.image_s
@@ -212,3 +201,71 @@ class FitBy(Callback):
         if k>0: self.step_s = (t-self.t1)/k
         self.v0 = t
     def after_validate(self): self.valid_s = time.perf_counter()-self.v0
+
+# %% ../nbs/05b_budget.ipynb #82d9c559
+@dataclass(frozen=True)
+class Schedule:
+    "What a run decided before its warm-up, written once to `schedule.json` and read back by `--resume`: the groups cached as the trunk (`cut`, 0: no tail), tail epochs and batches, epochs on the images, and a budget's plan"
+    cut:int=0 # timm parameter groups cached as the trunk (0: no tail epochs)
+    tail_epochs:int=0 # Tail epochs on the cached trunk (a budget re-plans them once the pass has run: see `state.json`'s `tail_plan`)
+    tail_batches:int|None=None # Batches a tail epoch (`None`: a pass over the cache)
+    tail_matmul:bool=False # Train the tail with `MatmulConvs` (timed: the faster)
+    image_epochs:int=0 # Epochs on the images after the tail
+    keep_images:bool=False # The pass keeps the 8-bit images for the image epochs (`image_dls`)
+    budget:dict|None=None # `plan_run`'s plan in seconds, with the rates it measured (`None`: no budget)
+    def write(self, rd): rd.write_json('schedule.json', asdict(self))
+    @classmethod
+    def read(cls, rd):
+        rd._need("schedule.json", "it is written when a run starts (runs begun before schedules were recorded cannot be resumed: start it again with --overwrite)")
+        return cls(**rd.read_json("schedule.json"))
+
+# %% ../nbs/05b_budget.ipynb #0bdc114d
+def _n_cached(o, sdf) -> int:
+    "Training images the warm-up's pass caches (a stratified `warmup_frac` of them)"
+    return len(subsample(sdf[~sdf.is_valid], o.warmup_frac, o.seed)) if o.warmup_frac<1 else int((~sdf.is_valid).sum())
+
+def _keep_images(o, image_epochs) -> bool:
+    "Whether the warm-up's pass keeps the 8-bit images for the image epochs (`image_dls`): only where they are exactly what decoding would give"
+    return (bool(image_epochs) and o.image_cache and o.warmup=='features' and o.pretrained!='none' and o.warmup_frac==1 and o.aug in ('flips','none')
+            and o.final_size in (None, o.size) and num_distrib()<=1)
+
+def _budget(learn, o, sdf, started) -> tuple:
+    "`(cut, plan)`: the machine measured on a few batches and the run planned within `o.budget_s`; with the default cut, a short tail is cut one group later (`later_cut`)"
+    body,cut = learn.model[0].model,o.cut or 6
+    rates = calibrate(learn, split_trunk(body, cut), o.tail_bs, image_bs=o.bs, frozen_groups=o.frozen_groups)
+    plan = lambda r: plan_run(o.budget_s, time.time()-started, r, _n_cached(o, sdf), int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs, tail_cap=o.tail_cap, image_bs=o.bs)
+    p = plan(rates)
+    split = split_trunk(body, cut+1) if o.cut is None and later_cut(p) else None
+    if split is not None:
+        r = AttrDict(rates, **tail_rates(learn, split, (o.size, o.size), o.tail_bs))
+        p2 = plan(r)
+        if tail_steps(p2)>tail_steps(p):
+            print(f"note: a tail after {cut} groups would get {tail_steps(p)} steps, too few to use its learning rate; caching {cut+1} groups instead: {tail_steps(p2)} steps.")
+            cut,p,rates = cut+1,p2,r
+    return cut, AttrDict(p, **rates, cut=cut)
+
+def plan_schedule(learn, # The run's `Learner` (`leaf_learner`), before its warm-up
+                  o, # `train`'s checked options
+                  sdf, # The split (`split_leaves`)
+                  started, # When the run started (a `time.time()`)
+                 ) -> Schedule:
+    "The run's `Schedule`, from the options (and with `--budget`, from this machine's measured speed): made once, before the warm-up"
+    cut = o.cut or 6
+    ok = o.warmup=='features' and o.pretrained!='none' and num_distrib()<=1 and split_trunk(learn.model[0].model, cut) is not None
+    if o.budget_s:
+        check_opt(ok, f"--budget needs a model whose trunk can be cached: {o.arch} does not split after {cut} parameter groups (try --cut).")
+        cut,p = _budget(learn, o, sdf, started)
+        print(describe(p))
+        return Schedule(cut, p.tail_epochs, p.tail_batches, p.tail_matmul, p.image_epochs, _keep_images(o, p.image_epochs), dict(p))
+    tail,epochs = o.tail_epochs,o.epochs
+    if tail and not ok:
+        print(f"note: no tail epochs on a cached trunk ({o.arch}, --cut {cut}, --warmup {o.warmup}); training {max(epochs,1)} epoch(s) on the images instead.")
+        tail,epochs = 0,max(epochs, 1)
+    n = _n_cached(o, sdf)*o.views
+    steps = tail*(n//min(o.tail_bs, n))
+    if 0<steps<tail_min_steps:
+        print(f"note: {tail} tail epochs of {steps//tail} batches ({steps} steps) are too few to beat the warmed-up head (fewer than {tail_min_steps} did not); skipping them. "
+              f"More --tail-epochs or a smaller --tail-bs give the tail {tail_min_steps} steps.")
+        tail = 0
+    mm = bool(tail) and learn.dls.device.type=='cpu' and tail_rates(learn, split_trunk(learn.model[0].model, cut), (o.size, o.size), o.tail_bs).tail_matmul
+    return Schedule(cut if tail else 0, tail, None, mm, epochs, _keep_images(o, epochs))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal, threading, ctypes, functools, contextlib
 import numpy as np, pandas as pd, torch
 from torch import nn
-from fastai.vision.all import Callback, TrainEvalCallback, TrackerCallback, CancelFitException
+from fastai.vision.all import Callback, TrainEvalCallback, TrackerCallback, EarlyStoppingCallback, CancelFitException
 
 # %% auto #0
 __all__ = ['BnEval', 'body_groups', 'FreezeGroups', 'ProgressiveResize', 'PlainTensors', 'trim_memory', 'TrimMemory', 'EMA',
@@ -78,11 +78,11 @@ class EMA(Callback):
     def __init__(self, decay=0.998): self.decay = decay
     def before_fit(self):
         from timm.utils import ModelEmaV3
-        self.ema,self.raw = ModelEmaV3(self.model, decay=self.decay),None
-    def after_step(self): self.ema.update(self.model, step=self.train_iter)
+        self.average,self.raw = ModelEmaV3(self.model, decay=self.decay),None  # not `self.ema`: that would shadow `learn.ema`
+    def after_step(self): self.average.update(self.model, step=self.train_iter)
     def _swap_in(self):
         self.raw = {k:v.detach().clone() for k,v in self.model.state_dict().items()}
-        self.model.load_state_dict(self.ema.module.state_dict())
+        self.model.load_state_dict(self.average.module.state_dict())
     def before_validate(self):
         if self.training is False and self.raw is None: self._swap_in()
     def before_train(self):
@@ -147,17 +147,12 @@ class SaveBest(TrackerCallback):
     def after_fit(self):
         if self.saved: self.run_dir.load_checkpoint(self.learn, 'best')
 
-class EarlyStop(TrackerCallback):
-    "Stop after `patience` epochs without a better `monitor`; epochs before `start` are skipped"
-    order = TrackerCallback.order+1
+class EarlyStop(EarlyStoppingCallback):
+    "fastai's `EarlyStoppingCallback` on `monitor` (accuracy), whose epochs before `start` (already run, when a run resumes) are skipped"
     def __init__(self, patience, start=0, monitor='accuracy'):
-        super().__init__(monitor=monitor); self.patience,self.start = patience,start
-    def before_fit(self): self.wait = 0; super().before_fit()
+        super().__init__(monitor=monitor, patience=patience); self.start = start
     def after_epoch(self):
-        if self.epoch<self.start: return
-        super().after_epoch()
-        self.wait = 0 if self.new_best else self.wait+1
-        if self.wait>=self.patience: raise CancelFitException()
+        if self.epoch>=self.start: super().after_epoch()
 
 # %% ../nbs/03_callbacks.ipynb #d807612b
 class StopOnSignal(Callback):

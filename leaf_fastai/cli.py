@@ -4,11 +4,12 @@
 
 # %% ../nbs/11_cli.ipynb #bb2b6884
 from __future__ import annotations
-import sys, ast, builtins, signal, threading, linecache, traceback, importlib, importlib.util, warnings
+import sys, ast, builtins, inspect, signal, threading, linecache, traceback, importlib, importlib.util, warnings
 from pathlib import Path
 from fastcore.meta import delegates
 from fastcore.script import parse_cli, anno_parser
-from .core import LeafError  # light: no torch, no fastai
+from .core import LeafError, process_start  # light: no torch, no fastai
+from .checks import command_checks  # light too: every refusal that needs only the options and the files
 
 # %% auto #0
 __all__ = ['commands', 'usage', 'main']
@@ -32,19 +33,23 @@ class _Stub:
     "Stands for a name a `--help` never needs (a return annotation's type)"
     def __getattr__(self, k): return _Stub()
 
-def _source_func(cmd):
-    "`cmd`'s function rebuilt from its module's source without importing the module: enough for `--help`"
-    ns = dict(Path=Path, delegates=delegates, __name__=f'leaf_fastai.{commands[cmd]}')
-    for name,mod in ([('train','train')] if cmd=='cv' else []) + [(cmd, commands[cmd])]:
-        src = Path(importlib.util.find_spec(f'leaf_fastai.{mod}').origin).read_text()
-        node = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name==name)
-        for a in ast.walk(node.returns) if node.returns else []:  # e.g. `-> Learner`: only a name here
-            if isinstance(a, ast.Name) and a.id not in ns and not hasattr(builtins, a.id): ns[a.id] = _Stub()
-        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-        lines = src.splitlines(keepends=True)[first-1:node.end_lineno]
-        fn = f'<leaf_fastai.{mod}.{name}>'
-        linecache.cache[fn] = (len(''.join(lines)), None, lines, fn)
-        exec(compile(''.join(lines), fn, 'exec', dont_inherit=True), ns)
+def _source_func(cmd, ns=None):
+    "`cmd`'s function rebuilt from its module's source without importing the module: enough to parse its options (and another command's it `delegates` to, rebuilt first)"
+    ns = ns if ns is not None else dict(Path=Path, delegates=delegates)
+    mod = commands[cmd]
+    src = Path(importlib.util.find_spec(f'leaf_fastai.{mod}').origin).read_text()
+    node = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name==cmd)
+    for d in node.decorator_list:  # `@delegates(train, ...)`: `train` is a command too
+        for a in ast.walk(d):
+            if isinstance(a, ast.Name) and a.id in commands and a.id not in ns: _source_func(a.id, ns)
+    ns['__name__'] = f'leaf_fastai.{mod}'
+    for a in ast.walk(node.returns) if node.returns else []:  # e.g. `-> Learner`: only a name here
+        if isinstance(a, ast.Name) and a.id not in ns and not hasattr(builtins, a.id): ns[a.id] = _Stub()
+    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    lines = src.splitlines(keepends=True)[first-1:node.end_lineno]
+    fn = f'<leaf_fastai.{mod}.{cmd}>'
+    linecache.cache[fn] = (len(''.join(lines)), None, lines, fn)
+    exec(compile(''.join(lines), fn, 'exec', dont_inherit=True), ns)
     return ns[cmd]
 
 def _func(cmd, light=False):
@@ -71,8 +76,10 @@ def main(argv=None):
     sys.argv = [f'leaf_fastai {cmd}'] + argv
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # raised by timm at import, not ours to fix
     try:
-        func = _func(cmd, light=bool({'-h','--help'} & set(argv)))
+        func = _func(cmd, light=True)  # the signature, from the source: parsing needs no torch
         args,kwargs,_ = parse_cli(func)
+        command_checks[cmd](*args, **kwargs)  # refusals before torch, fastai and timm are imported
+        if 'started' in inspect.signature(func).parameters: kwargs['started'] = process_start()  # a --budget counts the imports too
         if main_thread: signal.signal(signal.SIGTERM, _sigterm)
         res = _func(cmd)(*args, **kwargs)
         if cmd=='train': print(f"run folder: {res.path}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['LeafError', 'LeafDataError', 'LeafWeightsError', 'LeafRunError', 'LeafOptionError', 'check_opt', 'show_bars',
-           'progress', 'atomic_path', 'atomic_write', 'write_json', 'check_output']
+           'progress', 'process_start', 'atomic_path', 'atomic_write', 'write_json', 'save_figure', 'check_output']
 
 # %% ../nbs/00_core.ipynb #be1fa7ce
 class LeafError(Exception):
@@ -41,6 +41,16 @@ def progress(it, display=True, **kwargs):
     "fastprogress's `progress_bar` over `it` where bars help (`display` and `show_bars()`), else `it` itself: fastprogress prints a bar fragment even with `display=False`"
     from fastprogress.fastprogress import progress_bar
     return progress_bar(it, display=True, **kwargs) if display and show_bars() else it
+
+# %% ../nbs/00_core.ipynb #59b0e846
+def process_start() -> float:
+    "When this process started, on `time.time()`'s clock (Linux `/proc`); now where that cannot be read. The CLI passes it to commands that take `started`, so that a `--budget` counts the start-up too"
+    import time
+    try:
+        ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])
+        btime = next(int(l.split()[1]) for l in Path('/proc/stat').read_text().splitlines() if l.startswith('btime'))
+        return min(time.time(), btime + ticks/os.sysconf('SC_CLK_TCK'))
+    except Exception: return time.time()
 
 # %% ../nbs/00_core.ipynb #dc4ef8ac
 def _umask_mode(mode=0o666):
@@ -74,6 +84,13 @@ def atomic_write(path, mode='w', **kwargs):
 def write_json(obj, path):
     "Atomically write `obj` as indented JSON"
     with atomic_write(path) as f: json.dump(obj, f, indent=2, default=str)
+
+# %% ../nbs/00_core.ipynb #66b68941
+def save_figure(fig, fn, dpi=90, **kwargs):
+    "Save the matplotlib figure `fig` to `fn` atomically (as `atomic_path`), then close it: the one way the library writes a plot"
+    import matplotlib.pyplot as plt
+    with atomic_path(fn) as tmp: fig.savefig(tmp, dpi=dpi, format=Path(fn).suffix[1:] or None, **kwargs)
+    plt.close(fig)
 
 # %% ../nbs/00_core.ipynb #79611022
 def _same(a, b):

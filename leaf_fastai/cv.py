@@ -6,38 +6,62 @@
 __all__ = ['cv']
 
 # %% ../nbs/08_cv.ipynb #77a0583d
+import time
 from pathlib import Path
 import pandas as pd
 from fastcore.meta import delegates
 from .core import *
-from .data import probs_accuracy, check_folds
+from .options import parse_budget
+from .data import probs_accuracy
 from .rundir import RunDir
-from .budget import parse_budget, process_start
-import leaf_fastai.train as _train
+from .checks import check_cv
 from .train import train
-import time
-from fastcore.imports import IN_NOTEBOOK
 
 # %% ../nbs/08_cv.ipynb #2caf826e
-@delegates(train, but=['n_folds', 'fold', 'split_file', 'out', 'overwrite', 'resume'])
+@delegates(train, but=['n_folds', 'fold', 'split_file', 'out', 'overwrite', 'resume', 'started'])
 def cv(data:str=None, # Folder with train.csv and the images (or a folder per species)
        n_folds:int=5, # Number of stratified folds (at least 2)
        out:str='runs/cv', # Folder for the fold runs (foldK/), oof_probs.csv and cv.json
        overwrite:bool=False, # Replace the cross-validation already in --out
+       resume:str=None, # Folder of an interrupted `cv` to finish: finished folds are kept, the interrupted one resumed, the rest trained (its own options)
+       started:float=None, # When the clock of a --budget started, a `time.time()` (default: now; the command line passes the process's start)
        **kwargs) -> pd.DataFrame:
     "Train every fold of a stratified `n_folds` split into `out/foldK`; write out-of-fold probabilities and CV accuracy"
-    check_folds(n_folds)
-    check_opt(data is not None, "No data: pass --data DIR, the folder holding train.csv and the images.")
-    rd = RunDir(out).check_new(overwrite)
-    rd.start(dict(options=dict(data=str(Path(data).absolute()), n_folds=n_folds, **kwargs)), overwrite)
+    started = started or time.time()
+    if resume: rd,data,n_folds,kwargs = _resumed(resume)
+    else:
+        check_cv(data, n_folds, out, overwrite)
+        rd = RunDir(out)
+        rd.start(dict(options=dict(data=str(Path(data).absolute()), n_folds=n_folds, **kwargs)), overwrite)
     budget = parse_budget(kwargs.pop('budget', None))
-    if budget: deadline = (process_start() if _train._first_run and not IN_NOTEBOOK else time.time()) + budget - 3  # 3 s for the files below
-    for k in range(n_folds):
-        if budget: kwargs['budget'] = f"{(deadline-(time.time() if k else deadline-budget+3))/(n_folds-k):.1f}s"  # what is left, shared by the folds to come
-        try: train(data, n_folds=n_folds, fold=k, out=rd/f'fold{k}', **kwargs)
+    todo = [k for k in range(n_folds) if not (rd/f'fold{k}'/'metrics.json').exists()]
+    if budget: deadline = started + budget*len(todo)/n_folds - 3  # 3 s for the files below; resumed, a fresh share for each fold left
+    for i,k in enumerate(todo):
+        if budget: kwargs['budget'] = f"{(deadline-(time.time() if i else started))/(len(todo)-i):.1f}s"  # what is left, shared by the folds to come
+        try: _fold(rd, data, n_folds, k, started if i==0 else None, kwargs)
         except BaseException:
-            if k==0 and not (rd/'fold0').exists(): rd.unclaim()  # refused or stopped before its first fold began: nothing claimed
+            if k==0 and not resume and not (rd/'fold0').exists(): rd.unclaim()  # refused or stopped before its first fold began: nothing claimed
+            else: rd.unlock()
             raise
+    return _oof(rd, n_folds)
+
+def _fold(rd, data, n_folds, k, started, kwargs):
+    "Train fold `k`; resume it where it stopped (`train --resume`), or start it again where it stopped before its first checkpoint"
+    f = rd/f'fold{k}'
+    if (f/'state.json').exists(): return train(resume=f, started=started)
+    train(data, n_folds=n_folds, fold=k, out=f, overwrite=f.exists(), started=started, **kwargs)
+
+def _resumed(path) -> tuple:
+    "`(rd, data, n_folds, kwargs)` of the interrupted `cv` in `path`, its folder locked"
+    rd = RunDir(path)
+    if rd.exists('cv.json'): raise LeafRunError(f"{rd.path} is a finished cross-validation; nothing to resume. Start a new one (--overwrite to replace it).")
+    o = dict(rd.read_json('config.json')['options'])
+    rd.lock()
+    print(f"resuming {rd.path}: folds done {[k for k in range(o['n_folds']) if (rd/f'fold{k}'/'metrics.json').exists()]}" + (f"; the folds left share a fresh --budget ({o['budget']} for all {o['n_folds']})" if o.get('budget') else ''))
+    return rd, o.pop('data'), o.pop('n_folds'), o
+
+def _oof(rd, n_folds) -> pd.DataFrame:
+    "Out-of-fold probabilities of the finished folds, and `cv.json`"
     folds = [RunDir(rd/f'fold{k}') for k in range(n_folds)]
     oof = pd.concat([f.read_table('valid_probs.csv') for f in folds], ignore_index=True)
     classes = [c for c in oof.columns if c not in ('image','label')]

@@ -13,30 +13,16 @@ from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, 
     DihedralItem, Normalize, aug_transforms, get_image_files, imagenet_stats, ResizeMethod, PILImage)
 from torch import Tensor
 from .core import *
+from .options import read_csv, check_folds, check_valid_pct
 
 # %% auto #0
 __all__ = ['check_files_exist', 'check_lookalikes', 'read_labels', 'read_folder', 'read_leaves', 'read_image', 'LeafImage',
-           'check_images', 'check_folds', 'kfold_ids', 'split_leaves', 'read_table', 'save_split', 'load_split',
-           'fingerprint', 'leaf_tfms', 'default_workers', 'leaf_dls', 'read_test', 'test_items', 'leaf_stats',
-           'plot_class_counts', 'per_class_accuracy', 'probs_accuracy', 'stats']
+           'check_images', 'kfold_ids', 'split_leaves', 'read_table', 'save_split', 'load_split', 'fingerprint',
+           'leaf_tfms', 'default_workers', 'leaf_dls', 'read_test', 'test_items', 'leaf_stats', 'plot_class_counts',
+           'per_class_accuracy', 'probs_accuracy', 'stats']
 
 # %% ../nbs/01_data.ipynb #622ec842
-def _read_csv(csv:Path, cols, what='labels'):
-    if not csv.exists(): raise LeafDataError(f"{csv} not found. Expected a Kaggle-style folder with train.csv (image,label), test.csv (image) and the images; or a folder per species. Check --data.")
-    try: df = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError: raise LeafDataError(f"{csv} is empty. It needs a header line ({','.join(cols)}) and one row per image.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e: raise LeafDataError(f"{csv} is not a readable CSV ({e}). Save it as UTF-8 CSV with a header line.") from None
-    for c in cols:
-        if c not in df.columns:
-            sep = next((s for s in (';','\t','|') if len(df.columns)==1 and s in df.columns[0]), None)
-            if sep: raise LeafDataError(f"{csv} is separated by {sep!r}, not commas (its header: {df.columns[0][:80]}). Save it as a comma-separated CSV.")
-            fix = f"Rename the column or pass --{'image' if c==cols[0] else 'label'}-col NAME." if what=='labels' else f"Rename that column to '{c}'."
-            raise LeafDataError(f"{csv} has no column '{c}' (its columns: {', '.join(map(str, df.columns))}). {fix}")
-    if not len(df): raise LeafDataError(f"{csv} has a header but no rows: add one row per image.")
-    for c in cols:
-        empty = np.flatnonzero(df[c].str.strip()=='')
-        if len(empty): raise LeafDataError(f"{csv}: column '{c}' is empty on line(s) {', '.join(str(i+2) for i in empty[:5])}{' ...' if len(empty)>5 else ''} ({len(empty)} in all). Fill them in or delete those rows.")
-    return df
+_read_csv = read_csv  # `00b_options`: the one reader of the CSVs, usable before torch is imported
 
 # %% ../nbs/01_data.ipynb #9b7020e1
 def _check_duplicates(df, csv, image_col, label_col):
@@ -169,12 +155,6 @@ def _check_counts(df, need, what):
     if len(few):
         raise LeafDataError(f"{len(few)} species have fewer than {need} images, which {what} needs: {', '.join(f'{k!r} ({v})' for k,v in list(few.items())[:5])}. Add images, drop those species from the CSV, or {'use fewer folds (--n-folds)' if 'fold' in what else 'pass --split-file with your own split'}.")
 
-def check_folds(n_folds, fold=0, holdout_ok=False):
-    "The one check of `--n-folds` and `--fold` (`LeafOptionError`); `holdout_ok`: 0 folds means a holdout split"
-    if holdout_ok and n_folds==0: return
-    check_opt(isinstance(n_folds, int) and n_folds>=2, f"--n-folds {n_folds}: k-fold needs at least 2 folds (5 is usual{'; 0: a holdout split' if holdout_ok else ''}).")
-    check_opt(isinstance(fold, int) and 0<=fold<n_folds, f"--fold {fold} is out of range for --n-folds {n_folds}: use 0..{n_folds-1}.")
-
 def kfold_ids(df, n_folds=5, seed=42) -> np.ndarray:
     "Fold number (0..n_folds-1) of each row, from a stratified k-fold split"
     check_folds(n_folds)
@@ -197,7 +177,7 @@ def split_leaves(df, # `image,label` table (`read_leaves`)
         df['fold'] = kfold_ids(df, n_folds, seed)
         df['is_valid'] = df.fold==fold
         return df
-    check_opt(0<valid_pct<1, f"--valid-pct {valid_pct}: use a fraction between 0 and 1 (0.1 is usual); training needs validation images to pick and report the model.")
+    check_valid_pct(valid_pct)
     _check_counts(df, 2, f'a stratified --valid-pct split')
     n_valid = max(int(round(valid_pct*len(df))), df.label.nunique())
     _,vi = train_test_split(np.arange(len(df)), test_size=n_valid, stratify=df.label, random_state=seed)
@@ -323,9 +303,7 @@ def plot_class_counts(counts, fn=None, title='Images per species'):
     ax.axhline(counts.mean(), color='k', ls='--', lw=1, label=f'mean {counts.mean():.1f}'); ax.legend()
     if len(counts)<=30: ax.set_xticks(range(len(counts)), counts.index, rotation=90, fontsize=7)
     fig.tight_layout()
-    if fn:
-        with atomic_path(fn) as tmp: fig.savefig(tmp, dpi=100)
-        plt.close(fig)
+    if fn: save_figure(fig, fn, dpi=100)
     return fig
 
 # %% ../nbs/01_data.ipynb #bbf2cee8

@@ -6,25 +6,20 @@
 from __future__ import annotations
 import os, sys, json, shutil, hashlib, fcntl, contextlib
 from pathlib import Path
-import numpy as np, pandas as pd, torch
-from torch import nn
 from fastcore.basics import patch
-from fastai.vision.all import rank_distrib
-from fastai.learner import save_model, load_model
 from .core import *
-from .data import read_table, save_split, load_split
 
 # %% auto #0
 __all__ = ['RunDir', 'model_meta']
 
 # %% ../nbs/04_rundir.ipynb #5860ef1e
-_markers = 'config.json', 'state.json', 'model.json', 'checkpoints', 'cv.json'
+_markers = 'config.json', 'schedule.json', 'state.json', 'model.json', 'checkpoints', 'cv.json'
 
 class RunDir:
     "The run folder at `path`: every file of a run is written and read through it"
     def __init__(self, path, writer:bool=None):
         self.path = Path(path).expanduser().absolute()
-        self.writer = rank_distrib()==0 if writer is None else writer  # with several processes, the first writes
+        self.writer = int(os.environ.get('RANK', 0))==0 if writer is None else writer  # with several processes, the first writes
         self.state,self._lock = {},None
     def __repr__(self): return f"RunDir({str(self.path)!r})"
     def __truediv__(self, name): return self.path/name
@@ -42,6 +37,7 @@ class RunDir:
         if self.writer: write_json(obj, self.path/name)
     def read_table(self, name) -> pd.DataFrame:
         "The CSV file `name`, with `image` and `label` as exact strings"
+        from leaf_fastai.data import read_table  # pandas, fastai: only where a table is read
         return read_table(self._need(name))
     def write_table(self, name, df):
         if not self.writer: return
@@ -74,7 +70,10 @@ def check_new(self:RunDir, overwrite=False):
     if self.path.exists() and not self.path.is_dir(): raise LeafRunError(f"--out {self.path} is a file, not a folder. Choose another --out.")
     if pid:=_locked_by(self.path/'.lock'): raise LeafRunError(f"{self.path} is locked: process {pid} is writing this run folder now. Wait for it, stop it, or choose another --out.")
     fs = self.files()
-    if fs and not overwrite: raise LeafRunError(f"{self.path} already holds a run ({', '.join(fs[:4])}{' ...' if len(fs)>4 else ''}). Pass --overwrite to replace it, --resume {self.path} to continue it, or choose another --out.")
+    if fs and not overwrite:
+        if 'config.json' in fs and not any(f in fs for f in ('state.json','metrics.json','cv.json')):
+            raise LeafRunError(f"{self.path} holds a run that stopped before its first checkpoint ({', '.join(fs[:4])}): there is nothing to resume. Pass --overwrite to start it again, or choose another --out.")
+        raise LeafRunError(f"{self.path} already holds a run ({', '.join(fs[:4])}{' ...' if len(fs)>4 else ''}). Pass --overwrite to replace it, --resume {self.path} to continue it, or choose another --out.")
     if fs and not any(f in fs for f in _markers): raise LeafRunError(f"{self.path} holds files but is not a leaf_fastai run folder ({', '.join(fs[:4])}); --overwrite only clears run folders. Choose an empty or new --out.")
     return self
 
@@ -114,9 +113,9 @@ def start(self:RunDir, config:dict, overwrite=False):
 
 @patch
 def unclaim(self:RunDir):
-    "Undo `start` for a run that stopped before its first checkpoint: its `config.json` and lock go, and the folder if that leaves it empty"
+    "Undo `start` for a run that stopped before its first checkpoint: its `config.json`, `schedule.json` and lock go, and the folder if that leaves it empty"
     if not self.writer or self.exists('state.json'): return
-    (self.path/'config.json').unlink(missing_ok=True)
+    for f in ('config.json','schedule.json'): (self.path/f).unlink(missing_ok=True)
     self.unlock(); (self.path/'.lock').unlink(missing_ok=True)
     if getattr(self, '_made', False):
         with contextlib.suppress(OSError): self.path.rmdir()  # the folder this run made, if nothing else is in it
@@ -137,6 +136,7 @@ def update_state(self:RunDir, **kwargs):
 def save_checkpoint(self:RunDir, learn, name, with_opt=False, **state):
     "Save `learn`'s model (and optimizer) as checkpoint `name`; record its hash and `state` in `state.json`"
     if not self.writer: return
+    from fastai.learner import save_model
     with atomic_path(self.checkpoint(name)) as tmp: save_model(tmp, learn.model, getattr(learn, 'opt', None), with_opt)
     self.update_state(**state, checkpoints={**self.state.get('checkpoints', {}), name:_sha256(self.checkpoint(name))})
 
@@ -154,15 +154,16 @@ def verify_checkpoint(self:RunDir, name) -> Path:
 @patch
 def load_checkpoint(self:RunDir, learn, name, with_opt=False):
     "Load checkpoint `name` into `learn`, after `verify_checkpoint`, with `weights_only` unpickling"
+    from fastai.learner import load_model
     load_model(self.verify_checkpoint(name), learn.model, getattr(learn, 'opt', None), with_opt=with_opt, device=learn.dls.device, weights_only=True)
 
 # %% ../nbs/04_rundir.ipynb #cef5952e
-_free = ('out','overwrite','quiet','num_workers','resume','check','plan')  # may differ on resume: where the run is, how it talks
+_free = ('out','overwrite','quiet','num_workers','resume','check')  # may differ on resume: where the run is, how it talks
 
 def _same_options(rd, rec, now):
     "Refuse to resume when config.json's options are not those the run started with (an edit would change its schedule silently)"
     if not rec: return
-    moved = [k for k in rec if k not in _free and not (k=='lr' and rec[k]=='auto') and rec[k]!=now.get(k)]
+    moved = [k for k in rec if k not in _free and rec[k]!=now.get(k)]
     if moved: raise LeafRunError(f"{rd/'config.json'} was changed since the run started ({', '.join(f'{k}: {rec[k]!r} -> {now.get(k)!r}' for k in moved[:4])}): "
         f"a resumed run keeps its own options. Restore config.json to resume, or start a new run with the new options (--overwrite).")
 
@@ -181,6 +182,7 @@ def resumable(self:RunDir) -> dict:
 # %% ../nbs/04_rundir.ipynb #44a90d62
 def model_meta(learn, arch, size, mean, std) -> dict:
     "What `load_run` needs to rebuild `learn.model` without pickle"
+    from torch import nn
     lin = [m for m in learn.model[1] if isinstance(m, nn.Linear)]
     return dict(arch=arch, classes=list(map(str, learn.dls.vocab)), size=size, mean=list(mean), std=list(std),
                 lin_ftrs=[m.out_features for m in lin[:-1]], ps=learn.ps, format='leaf_fastai/1')
@@ -218,9 +220,12 @@ def _same_as_weights(rd, meta):
         + (", e.g. the order of the classes" if 'classes' in bad else '') + "): it was edited or comes from another run. Restore the run's own model.json, or re-train.")
 
 @patch
-def read_split(self:RunDir) -> pd.DataFrame: return load_split(self._need('split.csv'))
+def read_split(self:RunDir) -> pd.DataFrame:
+    from leaf_fastai.data import load_split
+    return load_split(self._need('split.csv'))
 @patch
 def write_split(self:RunDir, sdf):
+    from leaf_fastai.data import save_split
     if self.writer: save_split(sdf, self/'split.csv')
 @patch
 def write_history(self:RunDir, df): self.write_table('history.csv', df)
@@ -236,7 +241,7 @@ def fold_runs(self:RunDir) -> list:
     if not self.exists('cv.json'): return [self]
     return [RunDir(self/f'fold{k}') for k in range(self.read_json('cv.json')['n_folds'])]
 
-_run_files = ('config.json', 'state.json', 'split.csv', 'history.csv', 'curves.png', 'lr_find.png', 'model.safetensors', 'model.json',
+_run_files = ('config.json', 'schedule.json', 'state.json', 'split.csv', 'history.csv', 'curves.png', 'lr_find.png', 'model.safetensors', 'model.json',
               'export.pkl', 'model.onnx', 'valid_probs.csv', 'metrics.json', 'oof_probs.csv', 'cv.json')
 
 @patch

@@ -12,13 +12,14 @@ from fastcore.basics import AttrDict
 from numpy.lib.format import open_memmap, write_array_header_2_0
 from fastai.vision.all import Learner, DataLoaders, Normalize, Callback, accuracy, noop, to_detach, params, default_device
 from .core import *
+from .options import check_frac, check_views
 from .models import fold_bn, matmul_convs, restore_convs
 from .callbacks import trim_memory, BnEval
 
 # %% auto #0
-__all__ = ['tail_min_steps', 'DiskRows', 'norm_stats', 'head_inputs', 'TensorBatches', 'flip_maps', 'dihedral', 'check_frac',
-           'subsample', 'trunk_units', 'split_trunk', 'warmup_epochs', 'head_warmup', 'cached_pass', 'MatmulConvs',
-           'tail_learner', 'tail_peak_lr', 'image_dls']
+__all__ = ['tail_min_steps', 'DiskRows', 'norm_stats', 'head_inputs', 'TensorBatches', 'flip_maps', 'dihedral', 'subsample',
+           'trunk_units', 'split_trunk', 'warmup_epochs', 'head_warmup', 'cached_pass', 'MatmulConvs', 'tail_learner',
+           'tail_peak_lr', 'image_dls']
 
 # %% ../nbs/05_warmup.ipynb #1595959c
 class DiskRows:
@@ -133,10 +134,6 @@ def dihedral(x):
     return _maybe(flip_maps(x), lambda t: t.transpose(2,3))
 
 # %% ../nbs/05_warmup.ipynb #25a86b7e
-def check_frac(frac):
-    "The one check of `--warmup-frac` (`LeafOptionError`)"
-    check_opt(isinstance(frac, (int, float)) and 0<frac<=1, f"--warmup-frac {frac}: use a fraction in (0, 1].")
-
 def subsample(df, frac, seed=42, label_col='label') -> pd.DataFrame:
     "A stratified `frac` of the rows of `df`, at least one per label, in their original order"
     check_frac(frac)
@@ -199,7 +196,7 @@ def head_warmup(learn, # A `leaf_learner` with pretrained weights, body frozen
                 min_steps=120, # Steps the head gets at least: a small set trains more than `epochs` (cheap: one linear layer on cached features)
                ) -> Learner:
     "Train `learn`'s head on cached body features of (a stratified `frac` of) the training images; returns the head's own `Learner`"
-    check_opt(not (cache_dir and views>1), "--cache disk keeps one view of the images: use it with --views 1.")
+    check_views(views, 'disk' if cache_dir else 'memory')
     c = cached_pass(learn, views, frac, seed, cache_dir, quiet, cut, images)
     dev = learn.dls.device
     fdls = DataLoaders(TensorBatches(c.xt, c.yt, min(bs, len(c.xt)//2), shuffle=True, device=dev), TensorBatches(c.xv, c.yv, 1024, device=dev))

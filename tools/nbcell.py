@@ -24,7 +24,7 @@ def main(cmd, nb, *args):
     d = _read(nb)
     if cmd=='list':
         for c in d['cells']: print(c.get('id'), c['cell_type'][:4], ''.join(c['source']).split('\n')[0][:100])
-    elif cmd=='get': sys.stdout.write(''.join(d['cells'][_find(d, args[0])]['source']))
+    elif cmd=='get': sys.stdout.write(''.join(d['cells'][_find(d, args[0])]['source'])+'\n')
     elif cmd=='set':
         c = d['cells'][_find(d, args[0])]
         c['source'] = _lines(_src(args[1]).rstrip('\n'))
