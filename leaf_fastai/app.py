@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from .core import *
+from .options import check_port
 from .rundir import RunDir
-from .data import read_image
+from .data import read_image, image_pages, above
 from .predict import load_run, predict_probs, pick_engine, top_k, check_tta
 if 'GRADIO_ANALYTICS_ENABLED' not in os.environ: os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # read when gradio is imported: no usage reports, no version check
 
@@ -25,18 +26,20 @@ def check_photo(f, # Image file
                 max_mb=40, # Largest file accepted, in MB
                 max_mpix=50, # Largest image accepted, in megapixels
                ) -> tuple:
-    "(problem, note): why `f` cannot be classified (`None` if it can), and a note on its mode"
+    "(problem, note): why `f` cannot be classified (`None` if it can), and a note on its mode and pages (`None` if nothing to say)"
     f = Path(f); mb = f.stat().st_size/1e6
-    if mb>max_mb: return f"too large: {mb:.0f} MB (at most {max_mb} MB)", None
+    if mb>max_mb: return f"too large: {above(mb, max_mb)} MB (at most {max_mb} MB)", None
     try:
         with Image.open(f) as im:
             (w,h),mode = im.size, im.mode
-            if w*h>max_mpix*1e6: return f"too large: {w}×{h} pixels, {w*h/1e6:.0f} megapixels (at most {max_mpix})", None
+            if w*h>max_mpix*1e6: return f"too large: {w}×{h} pixels, {above(w*h/1e6, max_mpix)} megapixels (at most {max_mpix})", None
         read_image(f)  # decoded as training and `predict` decode it
     except (Image.DecompressionBombError, LeafDataError): return f"too large: more than {max_mpix} megapixels", None
     except UnidentifiedImageError: return "not an image (no image format recognised)", None
     except (OSError, SyntaxError, ValueError) as e: return f"damaged image ({str(e)[:80]})", None
-    return None, _modes.get('I;16' if mode.startswith('I;16') else mode) if mode!='RGB' else None
+    pages = image_pages(f)
+    notes = [_modes.get('I;16' if mode.startswith('I;16') else mode) if mode!='RGB' else None, f"page 1 of {pages} classified" if pages>1 else None]
+    return None, '; '.join(n for n in notes if n) or None
 
 # %% ../nbs/13_app.ipynb #d9c2fa74
 def species_accuracy(run) -> pd.DataFrame:
@@ -103,15 +106,9 @@ def build_page(page:LeafPage):
     return demo
 
 # %% ../nbs/13_app.ipynb #28d84080
-def _port_free(host, port):
-    with socket.socket() as s:
-        try: s.bind((host, port)); return True
-        except OSError: return False
-
 def serve(page:LeafPage, host='127.0.0.1', port=7860, block=True):
     "Serve `page` at `host:port`: until Ctrl-C if `block`, else in the background (returns the Gradio app; `.close()` stops it)"
-    check_opt(0<port<65536, f"--port {port}: use a port between 1 and 65535, e.g. 7860.")
-    check_opt(_port_free(host, port), f"--port {port} is in use on {host}. Pass another --port, or stop what uses it.")
+    check_port(port, host)
     demo = build_page(page)
     print(f"leaf_fastai app: http://{host}:{port}  (Ctrl-C to stop)", flush=True)
     demo.launch(server_name=host, server_port=port, share=False, inline=False, ssr_mode=False, quiet=True, footer_links=[],
@@ -122,7 +119,7 @@ def app(run:str=None, # Run folder written by `leaf_fastai train` (and `export`,
         port:int=7860, # Port of the page
         host:str='127.0.0.1', # Address to serve on (0.0.0.0: reachable from other machines)
         k:int=3, # Species shown per photo
-        tta:int=2, # Test-time augmentation passes, as in `predict`
+        tta:int=2, # Test-time augmentation: flipped views averaged with the plain one, as in `predict` (0-7)
         engine:str='auto', # auto (onnx when the run has a model.onnx), torch or onnx
         max_mb:int=40, # Largest photo accepted, in MB
         max_mpix:int=50, # Largest photo accepted, in megapixels
@@ -131,5 +128,5 @@ def app(run:str=None, # Run folder written by `leaf_fastai train` (and `export`,
     check_opt(run is not None, "Which model? Pass --run DIR, the --out folder of `leaf_fastai train`.")
     check_tta(tta)
     check_opt(k>=1 and max_mb>0 and max_mpix>0, f"--k {k} --max-mb {max_mb} --max-mpix {max_mpix}: each must be at least 1.")
-    check_opt(0<port<65536 and _port_free(host, port), f"--port {port} is in use on {host} (or not a port). Pass another --port, or stop what uses it.")  # before the model loads
+    check_port(port, host)  # before the model loads
     return serve(LeafPage(run, k, tta, engine, max_mb, max_mpix), host, port)

@@ -16,10 +16,10 @@ from .core import *
 from .options import read_csv, check_folds, check_valid_pct
 
 # %% auto #0
-__all__ = ['check_files_exist', 'check_lookalikes', 'read_labels', 'read_folder', 'read_leaves', 'read_image', 'LeafImage',
-           'check_images', 'kfold_ids', 'split_leaves', 'read_table', 'save_split', 'load_split', 'fingerprint',
-           'leaf_tfms', 'default_workers', 'leaf_dls', 'read_test', 'test_items', 'leaf_stats', 'plot_class_counts',
-           'per_class_accuracy', 'probs_accuracy', 'stats']
+__all__ = ['check_files_exist', 'check_lookalikes', 'read_labels', 'read_folder', 'read_leaves', 'read_image', 'above',
+           'image_pages', 'LeafImage', 'check_images', 'kfold_ids', 'split_leaves', 'read_table', 'save_split',
+           'load_split', 'fingerprint', 'leaf_tfms', 'default_workers', 'leaf_dls', 'read_test', 'test_items',
+           'leaf_stats', 'plot_class_counts', 'per_class_accuracy', 'probs_accuracy', 'stats']
 
 # %% ../nbs/01_data.ipynb #622ec842
 _read_csv = read_csv  # `00b_options`: the one reader of the CSVs, usable before torch is imported
@@ -115,7 +115,7 @@ def read_image(fn, # Image file (path, bytes or an open binary file)
         warnings.simplefilter('error', Image.DecompressionBombWarning)
         try: im = Image.open(fn)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-            raise LeafDataError(f"{fn}: {_megapixels(e)} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS/1e6:.0f} megapixels). Resize it first.") from None
+            raise LeafDataError(f"{fn}: {_megapixels(e)} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS/1e6:.2f} megapixels). Resize it first.") from None
     with im:
         if draft: im.draft('RGB', draft)
         im.load()
@@ -123,10 +123,21 @@ def read_image(fn, # Image file (path, bytes or an open binary file)
     if im.mode in ('I','F') or im.mode.startswith('I;16'): im = _to_8bit(im)
     return im.convert(mode) if mode and im.mode!=mode else im
 
+def above(x:float, limit:float) -> str:
+    "`x` with just enough decimals to read as more than `limit` (50.46, not 50, when the limit is 50)"
+    for d in range(7):
+        if float(s:=f"{x:.{d}f}")>limit: return s
+    return f"{x}"
+
 def _megapixels(e) -> str:
     "The size in PIL's decompression-bomb message `e`, as megapixels"
     m = re.search(r'\((\d+) pixels\)', str(e))
-    return f"the image ({int(m[1])/1e6:.0f} megapixels)" if m else "the image"
+    return f"the image ({above(int(m[1])/1e6, Image.MAX_IMAGE_PIXELS/1e6)} megapixels)" if m else "the image"
+
+def image_pages(fn) -> int:
+    "How many pages or frames the image file `fn` holds: more than 1 for a multi-page TIFF or an animation, of which `read_image` reads the first"
+    with Image.open(fn) as im:
+        return 1 if im.format=='MPO' else getattr(im, 'n_frames', 1)  # an MPO (a camera's JPEG) adds previews of the same photo
 
 class LeafImage(PILImage):
     "A fastai `PILImage` read with `read_image`: upright, and 16-bit images with their real contrast"

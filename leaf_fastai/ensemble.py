@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from scipy.optimize import minimize
 from .core import *
+from .options import check_method, check_engine
 from .data import *
 from .rundir import RunDir
-from .predict import load_run, predict_probs, write_submission, check_outputs, pick_engine, check_tta
+from .predict import load_run, predict_probs, write_submission, check_outputs, pick_engine, check_tta, pages_note
 
 # %% auto #0
-__all__ = ['Member', 'check_members', 'combine', 'fit_weights', 'ensemble_weights', 'check_method', 'ensemble_report', 'ensemble']
+__all__ = ['Member', 'check_members', 'combine', 'fit_weights', 'ensemble_weights', 'ensemble_report', 'ensemble']
 
 # %% ../nbs/09_ensemble.ipynb #97481664
 class Member:
@@ -80,9 +81,7 @@ def ensemble_weights(members, method='mean'):
         return list(fit_weights([m.valid.loc[common, m.classes].values for m in members], members[0].valid.loc[common].label, members[0].classes))
     check_method(method)
 
-def check_method(method):
-    "The one check of `--method` (`LeafOptionError`)"
-    check_opt(method in ('mean','vote','weighted','fit'), f"--method {method!r}: use mean, vote, weighted or fit.")
+
 
 def _common(members):
     idx = members[0].valid.index
@@ -103,7 +102,7 @@ def ensemble_report(members, method='mean', weights=None) -> pd.DataFrame:
 def ensemble(*paths:str, # Run folders (`leaf_fastai train`) or CV folders (`leaf_fastai cv`), then optionally image files to predict instead of test.csv
              data:str=None, # Folder with test.csv and the images
              method:str='mean', # mean, vote, weighted (by validation accuracy) or fit (weights fitted on out-of-fold predictions)
-             tta:int=2, # Test-time augmentation passes per member (0: off; see `predict`)
+             tta:int=2, # Test-time augmentation: flipped views averaged with the plain one, per member (0: off, up to 7; see `predict`)
              out:str='submission.csv', # Submission to write; probabilities go to <out>_probs.csv
              engine:str='auto', # auto (onnx for runs with a model.onnx from `leaf_fastai export`, else torch), torch or onnx
              outside_data:bool=False, # Read images whose paths in test.csv lead outside --data (.., absolute paths, links)
@@ -112,7 +111,7 @@ def ensemble(*paths:str, # Run folders (`leaf_fastai train`) or CV folders (`lea
     runs,files = [p for p in paths if Path(p).is_dir()], [p for p in paths if not Path(p).is_dir()] or None
     check_opt(len(runs)>=2, f"An ensemble needs at least two run folders (got {len(runs)}): pass the --out folders of `leaf_fastai train` or `cv`.")
     check_method(method); check_tta(tta)
-    check_opt(engine in ('auto','torch','onnx'), f"--engine {engine!r}: use auto, torch or onnx.")
+    check_engine(engine)
     check_opt(files or data is not None, "Nothing to predict: pass --data DIR (with test.csv) or image files after the run folders.")
     out = Path(out)
     images = check_outputs(out, runs, data, files, outside_ok=outside_data)
@@ -126,5 +125,6 @@ def ensemble(*paths:str, # Run folders (`leaf_fastai train`) or CV folders (`lea
     sub = write_submission(comb, images, out, out.with_name(out.stem+'_probs.csv'))
     print(report.to_string(index=False, float_format='%.4f'))
     if weights is not None: print('weights: ' + ', '.join(f'{m.path.name} {w:.3f}' for m,w in zip(members, np.asarray(weights)/np.sum(weights))))
-    print(f"wrote {out} ({len(sub)} rows)")
+    note = pages_note(images, '' if files else data)
+    print(f"wrote {out} ({len(sub)} rows{'; ' + note if note else ''})")
     return sub, report

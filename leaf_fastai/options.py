@@ -66,7 +66,7 @@ def check_folds(n_folds, fold=0, holdout_ok=False):
 
 def check_tta(tta):
     "The one check of `--tta`, for `predict`, `ensemble` and `app`"
-    check_opt(isinstance(tta, int) and tta>=0, f"--tta {tta}: use 0 (no test-time augmentation) or a number of augmented passes, e.g. 2.")
+    check_opt(isinstance(tta, int) and 0<=tta<=7, f"--tta {tta}: use 0 (no test-time augmentation) to 7 (every flip and quarter turn of the image), e.g. 2.")
 
 def check_engine(engine):
     "The one check of `--engine`"
@@ -91,7 +91,7 @@ def check_valid_pct(valid_pct):
 
 def check_port(port, host='127.0.0.1'):
     "The one check of `--port`: a port number, free on `host`"
-    check_opt(isinstance(port, int) and 0<port<65536, f"--port {port} is not a port number: use one between 1 and 65535, e.g. 7860.")
+    check_opt(isinstance(port, int) and 0<port<65536, f"--port {port} is not a port: use a number from 1 to 65535, e.g. 7860.")
     with socket.socket() as s:
         try: s.bind((host, port))
         except OSError: raise LeafOptionError(f"--port {port} is in use on {host}. Pass another --port, or stop what uses it.") from None

@@ -9,23 +9,24 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
 from PIL import Image
-from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, Normalize, Learner, load_learner, accuracy, no_random
+from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, Normalize, Learner, load_learner, accuracy, Callback, noop
 from fastai.vision.learner import create_timm_model
 from .core import *
+from .options import check_tta, check_engine
 from .data import *
 from .models import fold_bn
 from .callbacks import PlainTensors
 from .rundir import RunDir
 
 # %% auto #0
-__all__ = ['load_run', 'OnnxModel', 'load_onnx', 'pick_engine', 'predict_probs', 'top_k', 'write_submission', 'check_outputs',
-           'check_tta', 'predict']
+__all__ = ['tta_views', 'load_run', 'OnnxModel', 'load_onnx', 'pick_engine', 'TTAViews', 'predict_probs', 'top_k',
+           'write_submission', 'check_outputs', 'pages_note', 'predict']
 
 # %% ../nbs/06_predict.ipynb #dee07112
 def _infer_dls(meta, bs=64, num_workers=None, normalize=True):
     "`DataLoaders` that only carry `meta`'s transforms and classes, for `test_dl` (batches in 0-1 without `normalize`)"
     classes = meta['classes']
-    item_tfms,_ = leaf_tfms(meta['size'], 'flips')  # the flips are what TTA varies
+    item_tfms,_ = leaf_tfms(meta['size'], 'none')  # the TTA views are made from the batch (`TTAViews`)
     dblock = DataBlock(blocks=(ImageBlock(LeafImage), CategoryBlock(vocab=classes)),  # items: images, or (image, label) pairs
                        get_x=lambda o: o[0] if isinstance(o, tuple) else o, get_y=lambda o: o[1] if isinstance(o, tuple) else classes[0],
                        splitter=lambda o: ([0],[1]), item_tfms=item_tfms, batch_tfms=Normalize.from_stats(meta['mean'], meta['std']) if normalize else None)
@@ -96,28 +97,53 @@ def load_onnx(run, # Run folder with `model.onnx` (`leaf_fastai export`)
 
 def pick_engine(run, engine='auto') -> str:
     "'onnx' or 'torch': `engine`, or for 'auto' onnx when the run has a `model.onnx` and onnxruntime is installed"
-    check_opt(engine in ('auto','torch','onnx'), f"--engine {engine!r}: use auto, torch or onnx.")
+    check_engine(engine)
     if engine!='auto': return engine
     return 'onnx' if RunDir(run).exists('model.onnx') and importlib.util.find_spec('onnxruntime') else 'torch'
 
 # %% ../nbs/06_predict.ipynb #aa904eb3
+def _plain(x): return x
+def _flip_lr(x): return x.flip(-1)
+def _flip_ud(x): return x.flip(-2)
+def _rot180(x): return x.flip(-2, -1)
+def _transpose(x): return x.transpose(-2, -1).contiguous()
+def _rot90(x): return x.rot90(1, (-2, -1)).contiguous()  # counter-clockwise
+def _rot270(x): return x.rot90(-1, (-2, -1)).contiguous()
+def _antitranspose(x): return x.flip(-2, -1).transpose(-2, -1).contiguous()
+
+tta_views = {'plain': _plain, 'flip left-right': _flip_lr, 'flip up-down': _flip_ud, 'rotate 180°': _rot180,
+             'transpose': _transpose, 'rotate 90°': _rot90, 'rotate 270°': _rot270, 'anti-transpose': _antitranspose}  # the dihedral group: each is a function of a (N,C,H,W) batch; `tta=n` uses the first n+1
+
+class TTAViews(Callback):
+    "Make each batch's prediction the mean softmax probabilities of the plain batch and its first `n` `tta_views`"
+    order = PlainTensors.order+1
+    def __init__(self, n=0): self.views = list(tta_views.values())[1:n+1]
+    def after_pred(self):
+        x = self.xb[0]
+        probs = self.pred.float().softmax(1)
+        for view in self.views: probs += self.model(view(x)).float().softmax(1)
+        self.learn.pred = probs/(len(self.views)+1)
+
 def predict_probs(learn, # From `load_run`
                   items, # Image paths, predicted in this order
-                  tta=0, # Augmented passes averaged with the plain one by fastai's `tta` (0: off)
-                  seed=0, # Seed of the TTA views, so that both engines (and every call) see the same views
+                  tta=0, # Test-time augmentation: views of each image (flips, turns: `tta_views`) averaged with the plain one, 0-7
                  ) -> pd.DataFrame:
-    "Class probabilities of `items` (in order) as a table with an `image` column"
+    "Class probabilities of `items` (in order), a column per class; each image's row depends on that image alone"
+    check_tta(tta)
     dl = learn.dls.test_dl(items, bs=learn.dls.bs)
     onnx = getattr(learn, 'engine', 'torch')=='onnx'
     if not onnx:
         body = learn.model[0]
-        learn.model[0] = fold_bn(body, torch.randn(2, 3, 64, 64, device=next(body.parameters()).device)).to(memory_format=torch.channels_last)
+        with torch.random.fork_rng(devices=[]):  # the check's random batch leaves the caller's random stream as it was
+            learn.model[0] = fold_bn(body, torch.randn(2, 3, 64, 64).to(next(body.parameters()).device)).to(memory_format=torch.channels_last)
     try:
-        with learn.no_bar(), learn.no_logging(), no_random(seed):
-            probs = learn.tta(dl=dl, n=tta)[0] if tta else learn.get_preds(dl=dl)[0]
+        with learn.no_bar(), learn.no_logging():
+            probs = learn.get_preds(dl=dl, act=noop, cbs=TTAViews(tta))[0]
     finally:
         if not onnx: learn.model[0] = body
     return pd.DataFrame(probs.numpy(), columns=learn.meta['classes'])
+
+assert len(tta_views)==8  # `check_tta` (`00b_options`) allows 0-7 views beside the plain one
 
 # %% ../nbs/06_predict.ipynb #aa3486a0
 def top_k(probs:pd.DataFrame, images, k=3) -> list:
@@ -138,17 +164,21 @@ def check_outputs(out:Path, runs, data=None, files=None, outside_ok=False) -> li
     images = list(files) if files else read_test(data, outside_ok=outside_ok).image.tolist()
     check_images('' if files else data, images, quiet=True, fix="Pass image files that open in an image viewer." if files else "Re-download them, or delete their rows in test.csv.")
     inputs = [*(files or [Path(data)/'train.csv', Path(data)/'test.csv', *(Path(data)/f for f in images)]), *(f for r in runs for f in RunDir(r).own_files())]
-    for o in (out, out.with_name(out.stem+'_probs.csv')): check_output(o, inputs)
+    check_output(out, inputs)  # first: a folder (`/`, `.`) has no name to make the probabilities' file name from
+    check_output(out.with_name(out.stem+'_probs.csv'), inputs)
     return images
 
-def check_tta(tta):
-    "The one check of `--tta` (`LeafOptionError`), for `predict`, `ensemble` and `app`"
-    check_opt(isinstance(tta, int) and tta>=0, f"--tta {tta}: use 0 (no test-time augmentation) or a number of augmented passes, e.g. 2.")
+def pages_note(images, root='') -> str:
+    "A note naming the images among `images` (under `root`) that have several pages or frames, of which only the first is classified ('' if none)"
+    multi = [(f, n) for f in images if (n:=image_pages(Path(root)/f))>1]
+    if not multi: return ''
+    f,n = multi[0]
+    return f"{len(multi)} image(s) with several pages or frames, each classified from its first (e.g. {f}: {n} pages)"
 
 def predict(*files:str, # Image files to classify instead of test.csv (prints the top k)
             run:str=None, # Run folder written by `leaf_fastai train`
             data:str=None, # Folder with test.csv and the images
-            tta:int=2, # Test-time augmentation: augmented passes averaged with the plain one (0: off; 2: +3.8 points on B1 for 3x the time)
+            tta:int=2, # Test-time augmentation: flipped views averaged with the plain one (0: off, up to 7; 2: +3.8 points on B1 for 3x the time)
             out:str='submission.csv', # Submission to write (image,label); probabilities go to <out>_probs.csv
             k:int=3, # How many species to print per file
             trust_pickle:bool=False, # Load fastai's export.pkl (runs code from the file!) instead of safetensors
@@ -167,9 +197,12 @@ def predict(*files:str, # Image files to classify instead of test.csv (prints th
     learn = load_run(run, trust_pickle, bs, num_workers, pick_engine(run, engine))
     if files:
         probs = predict_probs(learn, test_items(None, files), tta)
-        for img,top in top_k(probs, files, k): print(img + ': ' + ', '.join(f'{c} {p:.3f}' for c,p in top))
+        for img,top in top_k(probs, files, k):
+            pages = image_pages(img)
+            print(img + ': ' + ', '.join(f'{c} {p:.3f}' for c,p in top) + (f'  (page 1 of {pages} classified)' if pages>1 else ''))
         return probs
     probs = predict_probs(learn, [Path(data)/f for f in images], tta)
     sub = write_submission(probs, images, out, out.with_name(out.stem+'_probs.csv'))
-    print(f"wrote {out} ({len(sub)} rows; engine: {learn.engine})")
+    note = pages_note(images, data)
+    print(f"wrote {out} ({len(sub)} rows; engine: {learn.engine}{'; ' + note if note else ''})")
     return sub

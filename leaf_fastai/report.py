@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_report.ipynb #f4b3fdce
 from __future__ import annotations
-import sys
+import os, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
@@ -15,7 +15,7 @@ from .rundir import RunDir
 from .predict import load_run
 
 # %% auto #0
-__all__ = ['valid_interp', 'report']
+__all__ = ['valid_interp', 'check_out_folder', 'report']
 
 # %% ../nbs/10_report.ipynb #70451f6a
 def valid_interp(run_dir, data, trust_pickle=False) -> ClassificationInterpretation:
@@ -28,6 +28,7 @@ def valid_interp(run_dir, data, trust_pickle=False) -> ClassificationInterpretat
     dls = leaf_dls(data, sdf, m['size'], 64, 'none', m['mean'], m['std'], num_workers=0)
     if list(map(str, dls.vocab))!=m['classes']: raise LeafRunError(f"The classes in {data} differ from those {rd.path} was trained on; pass the run's own --data.")
     learn.dls = dls
+    if not show_bars(): learn.remove_cb(learn.progress)  # the interpretation predicts again for each plot: no bar fragments in a file or pipe
     with learn.no_bar(): return ClassificationInterpretation.from_learner(learn)
 
 # %% ../nbs/10_report.ipynb #fa7587f7
@@ -38,6 +39,15 @@ def _relabelled(rd, data) -> int:
     except LeafError: return 0  # `valid_interp` names what is wrong with the data
     sdf = rd.read_split()
     return int((sdf.image.map(now)!=sdf.label).sum())
+
+def check_out_folder(out:Path, default=False):
+    "Refuse (`LeafOptionError`) an output folder that cannot be made or written, before any work (`default`: `out` is the run folder, --out was not given)"
+    d = out
+    while not d.exists() and d!=d.parent: d = d.parent  # the nearest folder that exists: the rest is made in it
+    where,fix = (f"The run folder {out}", "pass --out with a folder you can write for the report's files") if default else (f"--out {out}", "choose a folder you can write")
+    if not d.is_dir(): raise LeafOptionError(f"{where}: {d} is a file, not a folder; {fix}.")
+    if not os.access(d, os.W_OK): raise LeafOptionError(f"{where} cannot be written ({'read-only' if d==out else f'{d} is read-only'}); {fix}.")
+    return out
 
 def _save(fig, fn):
     with atomic_path(fn) as tmp: fig.savefig(tmp, dpi=90, bbox_inches='tight')
@@ -53,7 +63,8 @@ def report(run:str=None, # Run folder written by `leaf_fastai train`
     "Per-class accuracy (worst first), most-confused pairs, confusion-matrix and top-losses PNGs for a run"
     check_opt(run is not None, "Which run? Pass --run DIR, the --out folder of `leaf_fastai train`.")
     check_opt(n_worst>=1 and n_losses>=1, f"--n-worst {n_worst} --n-losses {n_losses}: both must be at least 1.")
-    rd = RunDir(run); out = Path(out) if out else rd.path
+    rd = RunDir(run)
+    out = check_out_folder(Path(out) if out else rd.path, default=not out)  # before any work
     pdf = rd.read_table('valid_probs.csv')  # labels as the exact strings of train.csv
     classes = [c for c in pdf.columns if c not in ('image','label')]
     per_class = per_class_accuracy(pdf, classes)

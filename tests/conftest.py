@@ -1,16 +1,73 @@
-import os, subprocess, sys, shutil
+"""Helpers and shared trained runs for the end-to-end tests: each test runs the installed `leaf_fastai` command in a subprocess.
+
+Data. The tests need the real data beside the project: ../shared/data/leaves-mini and ../shared/data/classify-leaves.
+Without it, pytest stops at collection with exit code 4 and says where it looked: a run that tested nothing must not
+look green. On a machine that cannot have the data (or /usr/bin/chromium, for test_app.py), set LEAF_TESTS_SKIP_MISSING=1
+to skip those tests instead, loudly (the reason is in pytest's summary). With CI=true nothing is ever skipped: the
+variable is ignored and missing data or browser fail the run.
+
+Shared runs (session fixtures, trained once per pytest run, only if a selected test needs them). Never change one in
+place: copy it with `copy_run(run, tmp_path/...)` (shutil.copytree) and change the copy.
+  mini_run    the run a user makes first (`make run`): leaves-mini, 96 px, warm-up + 1 epoch on the images.
+              The one run whose accuracy the tests check.
+  tiny_cv     `cv --n-folds 2` of TINY runs (32 px, head warm-up only, no image check, no DataLoader worker),
+              written under umask 022.
+  tiny_run    a run that only needs to exist: tiny_cv's fold0.
+  interrupted_run  32 px, 3 image epochs, started from a/ with relative --data and --out, one DataLoader worker,
+              stopped by SIGTERM to its whole process group (a batch system) in its second image epoch.
+
+Sizes: TINY is the smallest run that exercises training (a warm-up on 32 px images); tests add only what their
+behaviour needs (`--epochs 1` for image epochs, `--num-workers 1` where workers matter, the default image check where
+checking is the point)."""
+import json, os, resource, signal, subprocess, sys, shutil, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 import pandas as pd, pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent/'shared'/'data'
 MINI, LEAVES = DATA/'leaves-mini', DATA/'classify-leaves'
+CHROMIUM = Path('/usr/bin/chromium')
+SKIP_VAR = 'LEAF_TESTS_SKIP_MISSING'
+
+# options given after TINY override it (argparse: the last one wins), e.g. cli('train', ..., *TINY, '--epochs', 1)
+TINY = ('--size', 32, '--epochs', 0, '--head-epochs', 3, '--tail-epochs', 0, '--no-check', '--num-workers', 0, '--quiet')
+
+# ---------------------------------------------------------------- what the suite needs
+
+def _ci() -> bool: return os.environ.get('CI', '').lower() not in ('', '0', 'false', 'no')
+
+def missing(what, where, fix):
+    "Fail the whole run (exit 4) because `what` is not at `where`; skip instead only with LEAF_TESTS_SKIP_MISSING=1 outside CI. Returns the skip reason"
+    msg = f"{what} not found at {where}: {fix}"
+    if _ci(): raise pytest.UsageError(f"{msg}. CI=true: nothing may be skipped.")
+    if os.environ.get(SKIP_VAR) != '1': raise pytest.UsageError(f"{msg}. (To skip the tests that need it instead, set {SKIP_VAR}=1.)")
+    return f"SKIPPED ON PURPOSE ({SKIP_VAR}=1): {msg}"
 
 def pytest_collection_modifyitems(config, items):
-    if MINI.exists() and LEAVES.exists(): return
-    msg = f"real data not found at {DATA}"
-    if os.environ.get('CI'): raise pytest.UsageError(msg + ": CI must have ../shared/data beside the project")
-    for it in items: it.add_marker(pytest.mark.skip(reason=msg))
+    if not items: return
+    if not (MINI.exists() and LEAVES.exists()):
+        why = missing('the real data (leaves-mini and classify-leaves)', DATA, 'put ../shared/data beside the project')
+        for it in items: it.add_marker(pytest.mark.skip(reason=why))
+    if not CHROMIUM.exists() and any(it.path.name == 'test_app.py' for it in items):
+        why = missing('chromium (for the browser test of the app)', CHROMIUM, "`make browser` installs Debian's chromium")
+        for it in items:
+            if it.path.name == 'test_app.py': it.add_marker(pytest.mark.skip(reason=why))
+
+_runs = []  # (command, wall seconds) of every `leaf_fastai` run through `cli`, for the summary
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = terminalreporter.stats.get('skipped', [])
+    if skipped: terminalreporter.write_line(f"\n{len(skipped)} TESTS SKIPPED: these behaviours were NOT checked ({SKIP_VAR}={os.environ.get(SKIP_VAR)})", red=True, bold=True)
+    if _runs:
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+        by = {}
+        for c, t in _runs: by.setdefault(c, []).append(t)
+        terminalreporter.write_line(f"leaf_fastai runs: {len(_runs)} ({', '.join(f'{c} {len(ts)}' for c, ts in sorted(by.items(), key=lambda kv: -len(kv[1])))}); "
+                                    f"CPU time of all subprocesses {ch.ru_utime+ch.ru_stime:.0f} s")
+
+# ---------------------------------------------------------------- running the command
 
 def leaf_exe() -> str:
     "The installed `leaf_fastai` command: the one beside this Python, else the one on PATH"
@@ -20,16 +77,54 @@ def leaf_exe() -> str:
 def cli(*args, check=False, timeout=600, env=None, **kw):
     "Run the installed `leaf_fastai` command; returns the CompletedProcess. `env`: variables to set on top of os.environ"
     if env is not None: env = {**os.environ, **{k: str(v) for k,v in env.items()}}
+    t0 = time.time()
     r = subprocess.run([leaf_exe(), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    _runs.append((str(args[0]), time.time() - t0))
     if check and r.returncode: raise AssertionError(f"leaf_fastai {' '.join(map(str,args))} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
     return r
 
-@pytest.fixture(scope='session')
-def mini_run(tmp_path_factory):
-    "One short training run on leaves-mini, shared by the tests that need a trained model"
-    out = tmp_path_factory.mktemp('runs')/'mini'
-    r = cli('train', '--data', MINI, '--size', 96, '--epochs', 1, '--out', out, '--quiet', check=True)
-    return out, r
+PARALLEL = max(1, min(4, os.cpu_count() or 1))
+
+def cli_all(*calls):
+    """Run independent `leaf_fastai` commands side by side, `PARALLEL` at a time; returns their CompletedProcesses in order.
+    Each call is a tuple of arguments, or (arguments tuple, dict of `cli` keywords). Most of a refusal's time is its
+    start-up (importing torch, fastai, timm: ~5 s of one core): two at once on 2 cores take the time of one"""
+    calls = [c if len(c) == 2 and isinstance(c[0], tuple) and isinstance(c[1], dict) else (tuple(c), {}) for c in calls]
+    with ThreadPoolExecutor(PARALLEL) as ex: return list(ex.map(lambda c: cli(*c[0], **c[1]), calls))
+
+def start(*args, cwd=None, log=None, **kw):
+    "Start `leaf_fastai args` in the background, stderr to the file `log` (a pipe could fill up and block it)"
+    return subprocess.Popen([leaf_exe(), *map(str, args)], cwd=cwd, stdout=subprocess.DEVNULL, stderr=log, text=True, **kw)
+
+def sigint_default():
+    "preexec_fn: a shell's background job inherits SIGINT ignored; Ctrl-C at a terminal is not"
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+def umask022(): os.umask(0o022)
+
+def wait_until(cond, p, timeout=600, poll=0.05):
+    "Poll `cond()` until it holds (True), the process `p` ends or `timeout` s pass (False). No fixed sleeps: a condition with a deadline"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond(): return True
+        if p.poll() is not None: return cond()
+        time.sleep(poll)
+    return False
+
+def stop(p, sig=signal.SIGTERM, group=False, timeout=300):
+    "Send `sig` to `p` (to its whole process group if `group`; it must have start_new_session=True) and wait for it; returns its exit code"
+    if p.poll() is None: os.killpg(p.pid, sig) if group else p.send_signal(sig)
+    try: return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL) if group else p.kill()
+        p.wait(); raise
+
+def state(run) -> dict:
+    "The run's state.json ({} while there is none, or while it is being replaced)"
+    try: return json.loads((Path(run)/'state.json').read_text())
+    except (FileNotFoundError, json.JSONDecodeError): return {}
+
+def phase(run): return state(run).get('phase')
 
 def fails_with(r, *words):
     "Exit code 2, no traceback, and each of `words` in stderr"
@@ -40,8 +135,49 @@ def fails_with(r, *words):
 def mini_copy(tmp_path, n=None):
     "A Kaggle-style folder with a copy of leaves-mini's train.csv and training images (`n` per species)"
     df = pd.read_csv(MINI/'train.csv')
-    if n: df = df.groupby('label').head(n)
+    if n: df = df.groupby('label').head(n).reset_index(drop=True)
     d = tmp_path/'data'; (d/'images').mkdir(parents=True, exist_ok=True)
     for f in df.image: shutil.copy(MINI/f, d/f)
     df.to_csv(d/'train.csv', index=False)
     return d, df
+
+def copy_run(src, dst):
+    "A copy of the run folder `src` at `dst`, to change without touching a shared run"
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+# ---------------------------------------------------------------- shared runs
+
+@pytest.fixture(scope='session')
+def mini_run(tmp_path_factory):
+    "The first run a user makes (`make run`): leaves-mini at 96 px, warm-up + 1 epoch on the images. Copy it before changing anything"
+    out = tmp_path_factory.mktemp('runs')/'mini'
+    r = cli('train', '--data', MINI, '--size', 96, '--epochs', 1, '--out', out, '--quiet', check=True)
+    return out, r
+
+@pytest.fixture(scope='session')
+def tiny_cv(tmp_path_factory):
+    "`cv --n-folds 2` of TINY runs on leaves-mini (seed 1), written under umask 022: two runs for one start-up. Copy it before changing anything"
+    out = tmp_path_factory.mktemp('tinycv')/'cv1'
+    cli('cv', '--data', MINI, '--n-folds', 2, *TINY, '--seed', 1, '--out', out, check=True, preexec_fn=umask022)
+    return out
+
+@pytest.fixture(scope='session')
+def tiny_run(tiny_cv):
+    "A finished run that only needs to exist (TINY: 32 px, warm-up only; validation: half the images): tiny_cv's first fold. Copy it before changing anything"
+    return tiny_cv/'fold0'
+
+@pytest.fixture(scope='session')
+def interrupted_run(tmp_path_factory):
+    """`train --out runs/r` (relative --data and --out) started in a/ with one DataLoader worker, stopped by SIGTERM to its
+    whole process group (as a batch system's `kill -- -PGID`) in its second image epoch. Copy `.dir` before changing anything"""
+    base = tmp_path_factory.mktemp('interrupted'); a = base/'a'; a.mkdir()
+    out, errf = a/'runs'/'r', base/'stderr.txt'
+    with open(errf, 'w') as log:
+        p = start('train', '--data', os.path.relpath(MINI, a), '--size', 32, '--epochs', 3, '--head-epochs', 3, '--tail-epochs', 0,
+                  '--no-check', '--num-workers', 1, '--out', 'runs/r', '--quiet', cwd=a, log=log, start_new_session=True)
+        reached = wait_until(lambda: phase(out) == 'fine_tune', p)  # the first image epoch is done: the second is running
+        rc = stop(p, signal.SIGTERM, group=True)
+    err = errf.read_text()
+    assert reached, f"the run never finished its first image epoch (exit {rc}):\n{err[-2000:]}"
+    return SimpleNamespace(dir=out, rc=rc, err=err, state=state(out))

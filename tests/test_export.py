@@ -1,13 +1,12 @@
 "ONNX export through the CLI on leaves-mini: `export` + `predict --engine onnx` give the PyTorch path's submission; a missing, damaged or stale model.onnx is a clear error"
 import shutil
 import pandas as pd, pytest
-from conftest import cli, MINI, fails_with
+from conftest import cli, MINI, fails_with, copy_run
 
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    "A small run on leaves-mini (64 px), exported"
-    out = tmp_path_factory.mktemp('onnx')/'run'
-    cli('train', '--data', MINI, '--size', 64, '--epochs', 1, '--out', out, '--quiet', check=True)
+def exported(mini_run, tmp_path_factory):
+    "A copy of the shared leaves-mini run (96 px), exported"
+    out = copy_run(mini_run[0], tmp_path_factory.mktemp('onnx')/'run')
     return out, cli('export', '--run', out, check=True)
 
 def predict(out, dest, *extra, **kw): return cli('predict', '--run', out, '--data', MINI, '--out', dest, *extra, **kw)
@@ -18,6 +17,7 @@ def test_export_checks_the_graph(exported):
     assert not list(out.glob('*.data')) and not (out/'.lock').exists()
     diff = float(r.stdout.split('PyTorch to ')[1].split()[0])
     assert diff <= 1e-4, r.stdout  # measured 3e-6 on the 30 validation images
+    assert f"wrote {out/'model.onnx'}: onnxruntime = PyTorch to" in r.stdout and '(largest probability difference, 30 validation images)' in r.stdout, r.stdout
 
 def test_onnx_submission_equals_pytorch(exported, tmp_path):
     out, _ = exported
@@ -43,8 +43,8 @@ def test_damaged_missing_or_stale_model_onnx(exported, tmp_path):
         fails_with(predict(bad, sub, '--engine', engine), 'model.onnx is damaged or not an ONNX model', f'leaf_fastai export --run {bad}')
     (bad/'model.onnx').unlink()
     fails_with(predict(bad, sub, '--engine', 'onnx'), 'model.onnx is missing', f'leaf_fastai export --run {bad}')
-    r = predict(bad, sub, '--engine', 'auto')
-    assert r.returncode == 0 and 'engine: torch' in r.stdout  # no graph: PyTorch
+    r = predict(bad, sub, '--engine', 'auto', '--tta', 0, check=True)
+    assert f'wrote {sub} (60 rows; engine: torch)' in r.stdout, r.stdout  # no graph: PyTorch
     sub.unlink(); sub.with_name('sub_probs.csv').unlink()
     shutil.copy(out/'model.onnx', bad/'model.onnx')  # a graph of other weights: one weight of the run changed since
     w = bytearray((bad/'model.safetensors').read_bytes()); w[-100] ^= 1; (bad/'model.safetensors').write_bytes(bytes(w))
