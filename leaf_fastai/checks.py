@@ -107,7 +107,9 @@ def check_export(run, format, atol, **_):
     "`export`'s options checked before any work"
     check_opt(format=='onnx', f"--format {format!r}: only onnx is supported.")
     check_opt(atol>0, f"--atol {atol}: use a positive tolerance such as 1e-4.")
-    check_run(run, ('model.json','cv.json'))
+    check_opt(run is not None, "Which model? Pass --run DIR, the --out folder of `leaf_fastai train`.")
+    rd = RunDir(run)
+    if not (rd.exists('model.json') or rd.exists('cv.json')): raise LeafRunError(f"{rd.path} is not a finished run folder (no model.json). Pass the --out folder of a finished `leaf_fastai train`.")
 
 def check_app(run, port, host, k, tta, engine, max_mb, max_mpix):
     "`app`'s options checked before any work: the port too (free on `host`)"

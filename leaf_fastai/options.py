@@ -70,11 +70,11 @@ def check_tta(tta):
 
 def check_engine(engine):
     "The one check of `--engine`"
-    check_choice('engine', engine, ('auto','torch','onnx'))
+    check_opt(engine in ('auto','torch','onnx'), f"--engine {engine!r}: use auto, torch or onnx.")
 
 def check_method(method):
     "The one check of `--method` (`ensemble`)"
-    check_choice('method', method, ('mean','vote','weighted','fit'))
+    check_opt(method in ('mean','vote','weighted','fit'), f"--method {method!r}: use mean, vote, weighted or fit.")
 
 def check_aug(aug):
     "The one check of `--aug`"

@@ -121,11 +121,12 @@ def _fit_run(o, rd, started, sched=None, state=None) -> Learner:
         rd.lock()
     else:
         sched = plan_schedule(learn, o, sdf, started)
-        rd.start(dict(options=dict(o), versions=versions()), o.overwrite); rd.state['data_fingerprint'] = fingerprint(sdf)
-        sched.write(rd)  # once: a resume reads it as written
-    run = Run(o, sched, rd, learn, sdf, w, started, state)
+        rd.start(dict(options=dict(o), versions=versions()), o.overwrite)
     t0 = time.time()
-    try: warm_up(run)
+    try:
+        if not state: rd.state['data_fingerprint'] = fingerprint(sdf); sched.write(rd)  # once: a resume reads it as written
+        run = Run(o, sched, rd, learn, sdf, w, started, state)
+        warm_up(run)
     except BaseException: rd.unclaim(); raise  # stopped before the first checkpoint: the folder is left as it was found
     t1 = time.time()
     mb,imb = (run.cache and round(sum(getattr(run.cache.get(k), 'nbytes', 0) for k in ks)/2**20) for ks in (('mt','mv'),('it','iv')))
