@@ -11,8 +11,8 @@ from .options import *
 from .rundir import RunDir
 
 # %% auto #0
-__all__ = ['plot_suffixes', 'command_checks', 'check_train_values', 'check_train', 'check_run', 'check_out_file', 'check_predict',
-           'check_ensemble', 'check_report', 'check_export', 'check_app', 'check_stats', 'check_cv']
+__all__ = ['plot_suffixes', 'command_checks', 'check_train_values', 'check_train', 'check_run', 'check_predict', 'check_ensemble',
+           'check_report', 'check_export', 'check_app', 'check_stats', 'check_cv']
 
 # %% ../nbs/04b_checks.ipynb #90ff1997
 _train_choices = dict(warmup=('features','epochs','none'), cache=('memory','disk'), pretrained=('auto','hub','package','none'))
@@ -55,7 +55,6 @@ def _train_files(o) -> dict:
 
 def check_train(**o) -> Options:
     "`train`'s options checked before any work (the first bad one named): values, the data folder and its `train.csv`, `--split-file`, `--weights`, and the run folder `--out`; with `--resume`, the run's own options, its folder checked as `RunDir.resumable` does"
-    o.pop('started', None)
     if o.get('resume'):
         rd = RunDir(o['resume'])
         return Options(_train_files(check_train_values(**{**rd.resumable(), 'out': str(rd.path), 'overwrite': False, 'resume': str(rd.path)})))
@@ -71,12 +70,6 @@ def check_run(run, need=('model.json',), what="Which model?") -> RunDir:
     if not any(rd.exists(f) for f in need): raise LeafRunError(f"{rd.path} is not a leaf_fastai run folder: {' or '.join(need)} is missing. Pass the --out folder of a finished `leaf_fastai train`.")
     return rd
 
-def check_out_file(out, option='--out') -> Path:
-    "An output file to write: a file name in a folder that exists or can be made, not a folder"
-    out = Path(out)
-    check_opt(out.name not in ('', '.', '..') and not out.is_dir(), f"{option} {out} is a folder: name the file to write, e.g. {option} {out/'submission.csv'}.")
-    return out
-
 def _predicted(data, files):
     check_opt(files or data is not None, "Nothing to predict: pass --data DIR (with test.csv) or image files.")
     if not files: check_data(data, 'test.csv', ('image',), what='test', folders_ok=False)
@@ -87,7 +80,7 @@ def check_predict(*files, run, data, tta, out, k, bs, engine, **_):
     check_tta(tta); check_engine(engine)
     check_opt(k>=1 and bs>=1, f"--k {k} --bs {bs}: both must be at least 1.")
     _predicted(data, files)
-    if not files: check_out_file(out)
+    if not files: check_output(out, [])
 
 def check_ensemble(*paths, data, method, tta, out, engine, **_):
     "`ensemble`'s options checked before any work"
@@ -95,7 +88,7 @@ def check_ensemble(*paths, data, method, tta, out, engine, **_):
     check_opt(len(runs)>=2, f"An ensemble needs at least two run folders (got {len(runs)}): pass the --out folders of `leaf_fastai train` or `cv`.")
     check_method(method); check_tta(tta); check_engine(engine)
     _predicted(data, files)
-    check_out_file(out)
+    check_output(out, [])
 
 def check_report(run, data, n_worst, n_losses, **_):
     "`report`'s options checked before any work"
@@ -123,7 +116,7 @@ plot_suffixes = ('.png', '.pdf', '.svg', '.jpg')
 def check_stats(data, out, image_col, label_col, **_):
     "`stats`'s options checked before any work"
     check_data(data, 'train.csv', (image_col, label_col))
-    out = check_out_file(out)
+    out = check_output(out, [])
     check_opt(out.suffix.lower() in plot_suffixes, f"--out {out}: name the plot file with one of {', '.join(plot_suffixes)} (e.g. {out.with_suffix('.png')}).")
 
 def check_cv(data, n_folds, out, overwrite, resume=None, **train_options):

@@ -21,9 +21,6 @@ __all__ = ['check_files_exist', 'check_lookalikes', 'read_labels', 'read_folder'
            'load_split', 'fingerprint', 'leaf_tfms', 'default_workers', 'leaf_dls', 'read_test', 'test_items',
            'leaf_stats', 'plot_class_counts', 'per_class_accuracy', 'probs_accuracy', 'stats']
 
-# %% ../nbs/01_data.ipynb #622ec842
-_read_csv = read_csv  # `00b_options`: the one reader of the CSVs, usable before torch is imported
-
 # %% ../nbs/01_data.ipynb #9b7020e1
 def _check_duplicates(df, csv, image_col, label_col):
     dup = df[df.duplicated(image_col, keep=False)]
@@ -64,7 +61,7 @@ def check_lookalikes(labels, where, allow=False):
 def read_labels(path, csv='train.csv', image_col='image', label_col='label', lookalike_ok=False, outside_ok=False) -> pd.DataFrame:
     "Read and check `path/csv` (Kaggle layout); raise `LeafDataError` naming the problem"
     path = Path(path); csv = path/csv
-    df = _read_csv(csv, [image_col, label_col])
+    df = read_csv(csv, [image_col, label_col])
     df = _check_duplicates(df, csv, image_col, label_col)
     check_lookalikes(df[label_col], f"{csv}, column '{label_col}'", lookalike_ok)
     df['_file'] = check_files_exist(df, path, csv, image_col, outside_ok)
@@ -268,7 +265,7 @@ def leaf_dls(path, # Data folder the `image` paths are relative to
 def read_test(path, csv='test.csv', image_col='image', outside_ok=False) -> pd.DataFrame:
     "Read and check `path/csv`: one image path per row, relative to `path` (and under it, unless `outside_ok`)"
     path = Path(path); csv = path/csv
-    df = _read_csv(csv, [image_col], 'test images')
+    df = read_csv(csv, [image_col], 'test images')
     check_files_exist(df, path, csv, image_col, outside_ok)
     return df[[image_col]].rename(columns={image_col:'image'})
 

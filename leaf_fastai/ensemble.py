@@ -102,7 +102,7 @@ def ensemble_report(members, method='mean', weights=None) -> pd.DataFrame:
 def ensemble(*paths:str, # Run folders (`leaf_fastai train`) or CV folders (`leaf_fastai cv`), then optionally image files to predict instead of test.csv
              data:str=None, # Folder with test.csv and the images
              method:str='mean', # mean, vote, weighted (by validation accuracy) or fit (weights fitted on out-of-fold predictions)
-             tta:int=2, # Test-time augmentation: flipped views averaged with the plain one, per member (0: off, up to 7; see `predict`)
+             tta:int=2, # Test-time augmentation: turned and flipped views averaged with the plain one, per member (0: off, up to 7; see `predict`)
              out:str='submission.csv', # Submission to write; probabilities go to <out>_probs.csv
              engine:str='auto', # auto (onnx for runs with a model.onnx from `leaf_fastai export`, else torch), torch or onnx
              outside_data:bool=False, # Read images whose paths in test.csv lead outside --data (.., absolute paths, links)

@@ -13,6 +13,7 @@ from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, Normalize, L
 from fastai.vision.learner import create_timm_model
 from .core import *
 from .options import check_tta, check_engine
+from .checks import check_run
 from .data import *
 from .models import fold_bn
 from .callbacks import PlainTensors
@@ -44,7 +45,7 @@ def load_run(run_dir, # Run folder written by `train`
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     rd = RunDir(run_dir)
-    if not rd.exists('model.json'): raise LeafRunError(f"{rd.path} is not a leaf_fastai run folder: model.json is missing. Pass the --out folder of a finished `leaf_fastai train`.")
+    check_run(rd.path)
     meta = rd.read_meta()
     if engine=='onnx': learn = Learner(_infer_dls(meta, bs, num_workers, normalize=False), load_onnx(rd.path))
     elif trust_pickle and rd.exists('export.pkl'): learn = load_learner(rd/'export.pkl')
@@ -111,8 +112,10 @@ def _rot90(x): return x.rot90(1, (-2, -1)).contiguous()  # counter-clockwise
 def _rot270(x): return x.rot90(-1, (-2, -1)).contiguous()
 def _antitranspose(x): return x.flip(-2, -1).transpose(-2, -1).contiguous()
 
-tta_views = {'plain': _plain, 'flip left-right': _flip_lr, 'flip up-down': _flip_ud, 'rotate 180°': _rot180,
-             'transpose': _transpose, 'rotate 90°': _rot90, 'rotate 270°': _rot270, 'anti-transpose': _antitranspose}  # the dihedral group: each is a function of a (N,C,H,W) batch; `tta=n` uses the first n+1
+# the dihedral group, each element a function of a (N,C,H,W) batch; `tta=n` uses the first n+1. Quarter turns first: a leaf is
+# nearly mirror-symmetric about its midrib, so a left-right flip shows the model almost the image it saw (B1: `bench/tta_views.py`)
+tta_views = {'plain': _plain, 'rotate 90°': _rot90, 'rotate 270°': _rot270, 'rotate 180°': _rot180,
+             'transpose': _transpose, 'anti-transpose': _antitranspose, 'flip up-down': _flip_ud, 'flip left-right': _flip_lr}
 
 class TTAViews(Callback):
     "Make each batch's prediction the mean softmax probabilities of the plain batch and its first `n` `tta_views`"
@@ -126,7 +129,7 @@ class TTAViews(Callback):
 
 def predict_probs(learn, # From `load_run`
                   items, # Image paths, predicted in this order
-                  tta=0, # Test-time augmentation: views of each image (flips, turns: `tta_views`) averaged with the plain one, 0-7
+                  tta=0, # Test-time augmentation: views of each image (quarter turns, flips: `tta_views`) averaged with the plain one, 0-7
                  ) -> pd.DataFrame:
     "Class probabilities of `items` (in order), a column per class; each image's row depends on that image alone"
     check_tta(tta)
@@ -178,7 +181,7 @@ def pages_note(images, root='') -> str:
 def predict(*files:str, # Image files to classify instead of test.csv (prints the top k)
             run:str=None, # Run folder written by `leaf_fastai train`
             data:str=None, # Folder with test.csv and the images
-            tta:int=2, # Test-time augmentation: flipped views averaged with the plain one (0: off, up to 7; 2: +3.8 points on B1 for 3x the time)
+            tta:int=2, # Test-time augmentation: turned and flipped views averaged with the plain one (0: off, up to 7; 2: +2.5 points on B1 for 2.4x the time)
             out:str='submission.csv', # Submission to write (image,label); probabilities go to <out>_probs.csv
             k:int=3, # How many species to print per file
             trust_pickle:bool=False, # Load fastai's export.pkl (runs code from the file!) instead of safetensors

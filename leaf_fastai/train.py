@@ -97,7 +97,7 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
     o = check_train(**{k:v for k,v in locals().items() if k!='started'})  # frozen from here on: what the run decides is its `Schedule`
     rd,started = RunDir(o.out),started or time.time()
     if not o.resume: return _fit_run(o, rd, started)
-    rd.resumable()  # its state, checkpoints verified
+    rd.state = rd.read_json('state.json')  # `check_train` checked it (`RunDir.resumable`); each checkpoint is verified again as it loads
     return _fit_run(o, rd, started, Schedule.read(rd), rd.state)
 
 def resume_run(run_dir) -> Learner:

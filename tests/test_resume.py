@@ -42,25 +42,25 @@ def test_resume_relative_path_from_another_folder(resumed_run):
 
 # ---------------------------------------------------------------- stopped while the final files were written
 
-def test_resume_after_stop_while_writing_the_model_in_fine_tune(resumed_run, tmp_path):
-    "Stopped after the last image epoch, while the final files were written (state.json as training left it, no model.json or metrics.json): --resume writes them, the same model"
-    run = copy_run(resumed_run[0], tmp_path/'run')
+def rewritten_final_files(run, tmp_path):
+    "Delete a finished run's final files, as if stopped while writing them; --resume writes them again from the same model, and predict reads them"
     acc = json.loads((run/'metrics.json').read_text())['valid_acc']
     for f in ('metrics.json', 'model.json', 'model.safetensors', 'export.pkl', 'valid_probs.csv'): (run/f).unlink()
     r = cli('train', '--resume', run, '--quiet', check=True)
     assert json.loads((run/'metrics.json').read_text())['valid_acc'] == acc, r.stdout[-1000:]
     cli('predict', '--run', run, '--data', MINI, '--tta', 0, '--out', tmp_path/'sub.csv', check=True)
 
+def test_resume_after_stop_while_writing_the_model_in_fine_tune(resumed_run, tmp_path):
+    "Stopped after the last image epoch, while the final files were written (state.json as training left it, no model.json or metrics.json): --resume writes them, the same model"
+    run = copy_run(resumed_run[0], tmp_path/'run')
+    rewritten_final_files(run, tmp_path)
+
 def test_resume_after_stop_while_writing_the_model_in_tail(tmp_path):
     "The same for a run that ends with its tail epochs on the cached trunk (no image epochs): --resume writes the files from the best tail model"
     run = tmp_path/'run'
     cli('train', '--data', MINI, *TINY, '--tail-epochs', 2, '--tail-bs', 4, '--out', run, check=True)
     assert (phase(run), state(run)['epochs_done']) == ('tail', 2)
-    acc = json.loads((run/'metrics.json').read_text())['valid_acc']
-    for f in ('metrics.json', 'model.json', 'model.safetensors', 'export.pkl', 'valid_probs.csv'): (run/f).unlink()
-    r = cli('train', '--resume', run, '--quiet', check=True)
-    assert json.loads((run/'metrics.json').read_text())['valid_acc'] == acc, r.stdout[-1000:]
-    cli('predict', '--run', run, '--data', MINI, '--tta', 0, '--out', tmp_path/'sub.csv', check=True)
+    rewritten_final_files(run, tmp_path)
 
 # ---------------------------------------------------------------- a start that fails claims nothing
 
