@@ -34,8 +34,10 @@ check-nbs: install
 nbtest: install browser
 	$(BIN)/nbdev-test --n-workers 2
 
+# two test files at a time (pytest-xdist, one worker per core, whole files per worker so that a file's runs are made once):
+# most of a test is a `leaf_fastai` process starting up (imports on one core), so two side by side take the time of one
 pytest: install browser
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25 tests
 
 test: check-nbs nbtest pytest
 

@@ -17,8 +17,9 @@ from .callbacks import body_groups
 from fastai.vision.all import Callback, num_distrib
 
 # %% auto #0
-__all__ = ['short_tail_steps', 'time_tail', 'image_step', 'tail_rates', 'calibrate', 'plan_tail', 'cap_tail', 'plan_run',
-           'describe', 'tail_steps', 'later_cut', 'FitBy', 'Schedule', 'plan_schedule']
+__all__ = ['tail_each', 'short_tail_steps', 'time_tail', 'image_step', 'tail_rates', 'calibrate', 'plan_tail', 'cap_tail',
+           'plan_run', 'plan_views', 'describe', 'tail_steps', 'later_cut', 'FitBy', 'Schedule', 'views_that_fit',
+           'plan_schedule']
 
 # %% ../nbs/05b_budget.ipynb #510582a1
 def _sync():
@@ -84,7 +85,7 @@ def calibrate(learn, split, tail_bs=64, head_bs=256, n=3,
               image_bs=None, # Also time a step of the whole model on a batch of this many images (`image_step`; `None`: don't)
               frozen_groups=4, # Groups kept frozen in those steps
              ) -> AttrDict:
-    "Images/s of the warm-up's pass (`pass_rate`) and of head training (`head_rate`); seconds of a tail step and a tail validation image (and of a step on images, `image_step_s`)"
+    "Images/s of the warm-up's pass (`pass_rate`, decoding included), of the body on decoded images (`view_rate`: a cached view beyond the first) and of head training (`head_rate`); seconds of a tail step and a tail validation image (and of a step on images, `image_step_s`)"
     with _own_rng():  # the pass, the head and the tail draw random numbers: not from the run's stream
         learn.model.to(learn.dls.device)  # where the batches are (fastai moves it only when a fit starts)
         it = iter(learn.dls.valid)
@@ -93,17 +94,21 @@ def calibrate(learn, split, tail_bs=64, head_bs=256, n=3,
         trunk = fold_bn(split[0], xb[:4]).to(memory_format=torch.channels_last)
         with torch.no_grad(): a = trunk(xb); tail = fold_bn(split[1], a[:4]).to(memory_format=torch.channels_last)
         pool,head = learn.model[1][:2],learn.model[1][2:]
-        t,k = time.perf_counter(),0
+        t,k,i = None,0,0
         with torch.no_grad():
             for xb,_ in it:  # decoding included, as in the pass
-                pool(tail(trunk(xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)))); k += len(xb)
-                if k>=n*len(a): break
-            if k==0: pass_rate = _rate(lambda: pool(tail(trunk(xb))), len(xb), n)  # a single validation batch
-            else: pass_rate = k/(time.perf_counter()-t)
+                pool(tail(trunk(xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)))); i += 1
+                if i==1: t = time.perf_counter(); continue  # from the second batch on: the worker has started
+                k += len(xb)
+                if i>n+1: break
+            pass_rate = k/(time.perf_counter()-t) if k else None
+            xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
+            view_rate = _rate(lambda: pool(tail(trunk(xb))), len(xb), n)  # a decoded batch: what each view beyond the first costs
+            pass_rate = pass_rate or view_rate  # a validation set of a batch or two: no decoding measured
             f = pool(tail(trunk(xb[:2])))
         y = yb.as_subclass(torch.Tensor)
         head_rate = _rate(_step(head.train(), torch.randn(head_bs, f.shape[1], device=f.device), y[torch.arange(head_bs, device=y.device)%len(y)], learn.loss_func), head_bs, n)
-        r = AttrDict(pass_rate=pass_rate, head_rate=head_rate, **tail_rates(learn, split, xb.shape[-2:], tail_bs))
+        r = AttrDict(pass_rate=pass_rate, view_rate=view_rate, head_rate=head_rate, **tail_rates(learn, split, xb.shape[-2:], tail_bs))
         if image_bs:
             j = torch.arange(image_bs, device=y.device)%min(len(xb), len(y))  # the last batch may be short
             r.image_step_s = image_step(learn, xb.as_subclass(torch.Tensor)[j].contiguous(memory_format=torch.channels_last), y[j], frozen_groups)
@@ -123,6 +128,8 @@ def plan_tail(left, n_batches, step_s, valid_s,
     nb = min(n_batches, int((left-epochs*valid_s)/step_s/epochs))
     return (epochs, nb) if nb>=1 else (0, 0)
 
+tail_each = 6  # epochs each of several tails gets at least (B1: two tails of ~7 epochs from one cache, averaged, beat one tail of 14)
+
 def _fmt(s): return f"{s/60:.1f} min" if s>=120 else f"{s:.0f} s"
 
 def cap_tail(plan, cap, full) -> tuple:
@@ -133,44 +140,64 @@ def plan_run(budget, # Seconds for the whole run
              elapsed, # Seconds already spent (start-up, checks, calibration)
              rates, # `calibrate`'s measurements
              n_train, n_valid, # Training and validation images
-             views=1, head_epochs=15, bs=64,
+             views=1, # Views of each training image the pass caches (`None`: planned, `plan_views`)
+             head_epochs=15, bs=64,
              margin=0.02, # Part of the budget kept back for what the plan does not see
-            tail_cap=16, # Tail epochs after which the tail has learnt what it can from one cached view: more time goes to epochs on the images
+            tail_cap=16, # Tail epochs after which one tail has learnt what it can from one cached view: more time goes to epochs on the images
             image_bs=32, # Batch size of the epochs on the images
+            tails=1, # Tails trained one after the other, each with an equal share of the tail time, averaged (`None`: planned, `plan_views`)
+            most_views=2, # Most views a plan chooses (`views_that_fit`)
             ) -> AttrDict:
-    "The run's plan in seconds: its tail epochs, and image epochs once the tail is saturated; a `LeafOptionError` if the budget cannot hold the pass, the head and validation"
-    p = AttrDict(budget_s=budget, setup_s=elapsed, pass_s=(n_train*views+n_valid)/rates.pass_rate,
-                 head_s=warmup_epochs(n_train*views, head_epochs)*n_train*views/rates.head_rate, save_s=n_valid/rates.pass_rate+3)
+    "The run's plan in seconds: its views and tails, their epochs, and (one tail) image epochs once the tail is saturated; a `LeafOptionError` if the budget cannot hold the pass, the head and validation"
+    if views is None or tails is None:
+        return plan_views(budget, elapsed, rates, n_train, n_valid, views, tails, most_views=most_views, head_epochs=head_epochs, bs=bs, margin=margin, tail_cap=tail_cap, image_bs=image_bs)
+    p = AttrDict(budget_s=budget, setup_s=elapsed, pass_s=(n_train+n_valid)/rates.pass_rate+n_train*(views-1)/rates.get('view_rate', rates.pass_rate), views=views, tails=tails,
+                 head_s=warmup_epochs(n_train, head_epochs)*n_train/rates.head_rate, save_s=n_valid/rates.pass_rate+3)
     need = p.setup_s+p.pass_s+p.head_s+p.save_s
     if need>budget*(1-margin):
         raise LeafOptionError(f"--budget {_fmt(budget)} is too small for this run: it needs about {_fmt(need)} before any tail epoch "
-            f"(set-up {p.setup_s:.0f} s, one pass over {n_train*views+n_valid} images at {rates.pass_rate:.0f} img/s {p.pass_s:.0f} s, "
+            f"(set-up {p.setup_s:.0f} s, one pass over {n_train+n_valid} images{f' ({views} views of the training images)' if views>1 else ''} at {rates.pass_rate:.0f} img/s {p.pass_s:.0f} s, "
             f"head warm-up {p.head_s:.0f} s, validation and run folder {p.save_s:.0f} s). "
             f"Use --budget {math.ceil(need*1.25/60)}m or more, or fewer images (--warmup-frac) or a smaller --size.")
-    valid_s,left,full = n_valid*rates.tail_valid_s_per_image,budget*(1-margin)-need,n_train*views//bs
-    p.tail_epochs,p.tail_batches = plan_tail(left, full, rates.tail_step_s, valid_s, 4)
+    valid_s,left,full = n_valid*rates.tail_valid_s_per_image,budget*(1-margin)-need,n_train//bs
+    p.tail_epochs,p.tail_batches = plan_tail(left/tails, full, rates.tail_step_s, valid_s, 4)
     p.image_epochs,p.image_batches,p.image_s,p.image_valid_s = 0,0,0.,n_valid/rates.pass_rate
-    if p.tail_epochs>tail_cap and rates.get('image_step_s'):  # epochs on the images with what the saturated tail would waste
+    if tails==1 and p.tail_epochs>tail_cap and rates.get('image_step_s'):  # epochs on the images with what the saturated tail would waste
         nb = n_train//image_bs
         tail_s = tail_cap*(full*rates.tail_step_s+valid_s)
         if left-tail_s >= nb*rates.image_step_s+p.image_valid_s:  # room for a whole epoch on the images: the tail stops at its cap
             p.tail_epochs,p.tail_batches = tail_cap,full
             p.image_epochs,p.image_batches = plan_tail(left-tail_s, nb, rates.image_step_s, p.image_valid_s)
             p.image_s = p.image_epochs*(p.image_batches*rates.image_step_s+p.image_valid_s)
-    p.tail_s = p.tail_epochs*(p.tail_batches*rates.tail_step_s + valid_s)
+    p.tail_s = tails*p.tail_epochs*(p.tail_batches*rates.tail_step_s + valid_s)
     p.train_end_s = budget*(1-margin)-p.save_s  # when training must be done, from the start
     p.tail_end_s = p.train_end_s-p.image_s
     p.end_s = need+p.tail_s+p.image_s
     return p
 
+def plan_views(budget, elapsed, rates, n_train, n_valid, views=None, tails=None,
+               each=tail_each, # Epochs one of several tails gets at least
+               most=4, # Most tails
+               most_views=2, # Most views it plans (`views_that_fit`)
+               **kw) -> AttrDict:
+    "`plan_run` with the views and tails it leaves open (`None`) chosen: a second view where the budget holds `each` tail epochs with it, then as many tails (at most `most`) as hold `each` epochs each"
+    one = lambda v,t,r=rates: plan_run(budget, elapsed, r, n_train, n_valid, v, tails=t, **kw)
+    r1 = AttrDict({k:v for k,v in rates.items() if k!='image_step_s'})  # the epochs one tail could have, none given to the images
+    p = one(1 if views is None else views, 1, r1)
+    if views is None and most_views>=2 and (p2:=one(2, 1, r1)).tail_epochs>=each: p = p2
+    if tails is None: tails = max(1, min(most, p.tail_epochs//each))
+    return one(p.views, tails)
+
 def describe(p) -> str:
     "The plan as one line"
     img = f"{p.image_epochs} epochs on the images {p.image_s:.0f} s, " if p.get('image_epochs') else ''
-    return (f"plan for --budget {_fmt(p.budget_s)}: set-up {p.setup_s:.0f} s, pass {p.pass_s:.0f} s, head warm-up {p.head_s:.0f} s, "
-            f"{p.tail_epochs} tail epochs of {p.tail_batches} batches{f' after {p.cut} groups' if p.get('cut') else ''} {p.tail_s:.0f} s, {img}validation and run folder {p.save_s:.0f} s: ends at ~{p.end_s:.0f} s")
+    tails = f"{p.tails} tails of " if p.get('tails', 1)>1 else ''
+    views = f" ({p.views} views of each image)" if p.get('views', 1)>1 else ''
+    return (f"plan for --budget {_fmt(p.budget_s)}: set-up {p.setup_s:.0f} s, pass {p.pass_s:.0f} s{views}, head warm-up {p.head_s:.0f} s, "
+            f"{tails}{p.tail_epochs} tail epochs of {p.tail_batches} batches{f' after {p.cut} groups' if p.get('cut') else ''} {p.tail_s:.0f} s, {img}validation and run folder {p.save_s:.0f} s: ends at ~{p.end_s:.0f} s")
 
 # %% ../nbs/05b_budget.ipynb #fa939348
-short_tail_steps = 400  # a tail planned shorter than this (at the default cut) is cut one group later, where its steps cost a fifth
+short_tail_steps = 800  # a tail planned shorter than this (at the default cut) is cut one group later, where its steps cost a fifth (B1, 5 minutes: 472 planned steps at cut 6 lost to cut 7)
 
 def tail_steps(p) -> int:
     "Training steps of the plan `p`'s tail"
@@ -205,7 +232,7 @@ class FitBy(Callback):
 # %% ../nbs/05b_budget.ipynb #82d9c559
 @dataclass(frozen=True)
 class Schedule:
-    "What a run decided before its warm-up, written once to `schedule.json` and read back by `--resume`: the groups cached as the trunk (`cut`, 0: no tail), tail epochs and batches, epochs on the images, and a budget's plan"
+    "What a run decided before its warm-up, written once to `schedule.json` and read back by `--resume`: the groups cached as the trunk (`cut`, 0: no tail), tail epochs and batches (of each tail), epochs on the images, a budget's plan, the views cached and the tails"
     cut:int=0 # timm parameter groups cached as the trunk (0: no tail epochs)
     tail_epochs:int=0 # Tail epochs on the cached trunk (a budget re-plans them once the pass has run: see `state.json`'s `tail_plan`)
     tail_batches:int|None=None # Batches a tail epoch (`None`: a pass over the cache)
@@ -213,6 +240,8 @@ class Schedule:
     image_epochs:int=0 # Epochs on the images after the tail
     keep_images:bool=False # The pass keeps the 8-bit images for the image epochs (`image_dls`)
     budget:dict|None=None # `plan_run`'s plan in seconds, with the rates it measured (`None`: no budget)
+    views:int=1 # Fixed views of each training image the pass caches (`tta_views`)
+    tails:int=1 # Tails trained from the pass, one after the other, and averaged (`Tails`)
     def write(self, rd): rd.write_json('schedule.json', asdict(self))
     @classmethod
     def read(cls, rd):
@@ -229,11 +258,26 @@ def _keep_images(o, image_epochs) -> bool:
     return (bool(image_epochs) and o.image_cache and o.warmup=='features' and o.pretrained!='none' and o.warmup_frac==1 and o.aug in ('flips','none')
             and o.final_size in (None, o.size) and num_distrib()<=1)
 
+def _available_bytes() -> int:
+    "Memory the system says is available now (`MemAvailable`; free pages where there is no `/proc/meminfo`)"
+    try: return int(next(l for l in Path('/proc/meminfo').read_text().splitlines() if l.startswith('MemAvailable')).split()[1])*1024
+    except (OSError, StopIteration, ValueError): return os.sysconf('SC_AVPHYS_PAGES')*os.sysconf('SC_PAGE_SIZE')
+
+def views_that_fit(learn, cut, size, n, share=0.5, available=None) -> int:
+    "Most views (up to 8) of `n` images whose cached trunk maps (fp16, after `cut` groups at `size` px) and pooled features fit in `share` of the memory available now"
+    split = split_trunk(learn.model[0].model, cut)
+    p = next(learn.model.parameters())
+    with torch.no_grad(): a = split[0].eval()(torch.zeros(1, 3, size, size, device=p.device))
+    row = a.numel()*2 + next(m for m in learn.model[1] if isinstance(m, torch.nn.Linear)).in_features*4  # fp16 maps; fp32 features (the head's input)
+    return int(min(8, share*(available or _available_bytes())//(row*n)))
+
 def _budget(learn, o, sdf, started) -> tuple:
     "`(cut, plan)`: the machine measured on a few batches and the run planned within `o.budget_s`; with the default cut, a short tail is cut one group later (`later_cut`)"
     body,cut = learn.model[0].model,o.cut or 6
     rates = calibrate(learn, split_trunk(body, cut), o.tail_bs, image_bs=o.bs, frozen_groups=o.frozen_groups)
-    plan = lambda r: plan_run(o.budget_s, time.time()-started, r, _n_cached(o, sdf), int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs, tail_cap=o.tail_cap, image_bs=o.bs)
+    vmax = 8 if o.cache=='disk' else views_that_fit(learn, cut, o.size, _n_cached(o, sdf))
+    plan = lambda r: plan_run(o.budget_s, time.time()-started, r, _n_cached(o, sdf), int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs,
+                              tail_cap=o.tail_cap, image_bs=o.bs, tails=o.tails, **({} if o.views else dict(most_views=vmax)))
     p = plan(rates)
     split = split_trunk(body, cut+1) if o.cut is None and later_cut(p) else None
     if split is not None:
@@ -252,20 +296,23 @@ def plan_schedule(learn, # The run's `Learner` (`leaf_learner`), before its warm
     "The run's `Schedule`, from the options (and with `--budget`, from this machine's measured speed): made once, before the warm-up"
     cut = o.cut or 6
     ok = o.warmup=='features' and o.pretrained!='none' and num_distrib()<=1 and split_trunk(learn.model[0].model, cut) is not None
+    if ok and (o.views or 1)>1 and o.cache=='memory':
+        fit = views_that_fit(learn, cut, o.size, _n_cached(o, sdf))
+        check_opt(o.views<=fit, f"--views {o.views} of {_n_cached(o, sdf)} images would need more than half the memory available now (room for {fit}): use --views {max(1, fit)}, or --cache disk.")
     if o.budget_s:
         check_opt(ok, f"--budget needs a model whose trunk can be cached: {o.arch} does not split after {cut} parameter groups (try --cut).")
         cut,p = _budget(learn, o, sdf, started)
         print(describe(p))
-        return Schedule(cut, p.tail_epochs, p.tail_batches, p.tail_matmul, p.image_epochs, _keep_images(o, p.image_epochs), dict(p))
-    tail,epochs = o.tail_epochs,o.epochs
+        return Schedule(cut, p.tail_epochs, p.tail_batches, p.tail_matmul, p.image_epochs, _keep_images(o, p.image_epochs), dict(p), p.views, p.tails)
+    tail,epochs,views,tails = o.tail_epochs,o.epochs,o.views or 1,o.tails or 1
     if tail and not ok:
         print(f"note: no tail epochs on a cached trunk ({o.arch}, --cut {cut}, --warmup {o.warmup}); training {max(epochs,1)} epoch(s) on the images instead.")
         tail,epochs = 0,max(epochs, 1)
-    n = _n_cached(o, sdf)*o.views
+    n = _n_cached(o, sdf)
     steps = tail*(n//min(o.tail_bs, n))
     if 0<steps<tail_min_steps:
         print(f"note: {tail} tail epochs of {steps//tail} batches ({steps} steps) are too few to beat the warmed-up head (fewer than {tail_min_steps} did not); skipping them. "
               f"More --tail-epochs or a smaller --tail-bs give the tail {tail_min_steps} steps.")
         tail = 0
     mm = bool(tail) and learn.dls.device.type=='cpu' and tail_rates(learn, split_trunk(learn.model[0].model, cut), (o.size, o.size), o.tail_bs).tail_matmul
-    return Schedule(cut if tail else 0, tail, None, mm, epochs, _keep_images(o, epochs))
+    return Schedule(cut if tail else 0, tail, None, mm, epochs, _keep_images(o, epochs), None, views, tails if tail else 1)

@@ -21,18 +21,20 @@ def _abs(p): return None if p is None else str(Path(p).expanduser().absolute())
 
 def check_train_values(**o) -> dict:
     "`train`'s option values checked (the first bad one named), with `lr` a number or 'auto' and `budget_s` the budget's seconds; no file looked at"
-    o['lr'] = parse_lr(o['lr'])
+    o['lr'],o['tails'] = parse_lr(o['lr']),o.get('tails')  # a run recorded before --tails had one
     for k,v in _train_choices.items(): check_choice(k, o[k], v)
     check_aug(o['aug'])
     check_number('size', o['size'], 32, what='32 px or more (128 is the default)')
     if o['final_size'] is not None: check_number('final_size', o['final_size'], 32, what='32 px or more')
     for k in ('bs','head_epochs','tail_bs'): check_number(k, o[k], 1, what='1 or more')
-    check_views(o['views'], o['cache'])
+    check_views(o['views']); check_tails(o['tails'])
     check_number('tail_lr', o['tail_lr'], 0, lo_ok=False)
     o['budget_s'] = parse_budget(o['budget'])
     check_opt(not (o['budget'] and o['epochs']), f"--budget plans the run itself (tail epochs on the cached trunk): drop --epochs {o['epochs']}, or drop --budget.")
     check_opt(not (o['budget'] and (o['warmup']!='features' or o['pretrained']=='none')), "--budget plans a features warm-up and tail epochs: it needs pretrained weights and --warmup features.")
     check_opt(not (o['budget'] and o['tail_epochs']==0), "--budget plans tail epochs on the cached trunk, and --tail-epochs 0 leaves it nothing to plan: drop --tail-epochs 0, or drop --budget.")
+    check_opt(not ((o['tails'] or 1)>1 and o['epochs']), f"--tails {o['tails']} trains several tails on the cached trunk and averages them; epochs on the images train one model: drop --epochs {o['epochs']}, or use --tails 1.")
+    check_opt(not ((o['tails'] or 1)>1 and o['tail_epochs']==0), f"--tails {o['tails']} needs tail epochs: drop --tail-epochs 0.")
     for k in ('epochs','tail_epochs','tail_cap','freeze_epochs','frozen_groups','early_stop','seed','mixup','cutmix','wd'): check_number(k, o[k], 0, what='0 or more')
     if o['cut'] is not None: check_number('cut', o['cut'], 1, what='1 or more (timm parameter groups)')
     for k in ('head_lr','lr_mult'): check_number(k, o[k], 0, lo_ok=False)
@@ -103,6 +105,7 @@ def check_export(run, format, atol, **_):
     check_opt(run is not None, "Which model? Pass --run DIR, the --out folder of `leaf_fastai train`.")
     rd = RunDir(run)
     if not (rd.exists('model.json') or rd.exists('cv.json')): raise LeafRunError(f"{rd.path} is not a finished run folder (no model.json). Pass the --out folder of a finished `leaf_fastai train`.")
+    check_opt(os.access(rd.path, os.W_OK), f"Cannot write to {rd.path}: export writes model.onnx into the run folder. Make it writable, or copy the run folder (cp -r {rd.path} COPY) and export the copy.")
 
 def check_app(run, port, host, k, tta, engine, max_mb, max_mpix):
     "`app`'s options checked before any work: the port too (free on `host`)"

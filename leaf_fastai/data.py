@@ -16,8 +16,8 @@ from .core import *
 from .options import read_csv, check_folds, check_valid_pct
 
 # %% auto #0
-__all__ = ['check_files_exist', 'check_lookalikes', 'read_labels', 'read_folder', 'read_leaves', 'read_image', 'above',
-           'image_pages', 'LeafImage', 'check_images', 'kfold_ids', 'split_leaves', 'read_table', 'save_split',
+__all__ = ['tta_views', 'check_files_exist', 'check_lookalikes', 'read_labels', 'read_folder', 'read_leaves', 'read_image',
+           'above', 'image_pages', 'LeafImage', 'check_images', 'kfold_ids', 'split_leaves', 'read_table', 'save_split',
            'load_split', 'fingerprint', 'leaf_tfms', 'default_workers', 'leaf_dls', 'read_test', 'test_items',
            'leaf_stats', 'plot_class_counts', 'per_class_accuracy', 'probs_accuracy', 'stats']
 
@@ -260,6 +260,21 @@ def leaf_dls(path, # Data folder the `image` paths are relative to
                        splitter=ColSplitter('is_valid'), item_tfms=item_tfms, batch_tfms=[*batch_tfms, Normalize.from_stats(mean, std)])
     if num_workers is None: num_workers = default_workers()
     return dblock.dataloaders(sdf, bs=bs, num_workers=num_workers, device=device, wif=_leave_signals, **kwargs)
+
+# %% ../nbs/01_data.ipynb #382add52
+def _plain(x): return x
+def _flip_lr(x): return x.flip(-1)
+def _flip_ud(x): return x.flip(-2)
+def _rot180(x): return x.flip(-2, -1)
+def _transpose(x): return x.transpose(-2, -1).contiguous()
+def _rot90(x): return x.rot90(1, (-2, -1)).contiguous()  # counter-clockwise
+def _rot270(x): return x.rot90(-1, (-2, -1)).contiguous()
+def _antitranspose(x): return x.flip(-2, -1).transpose(-2, -1).contiguous()
+
+# the dihedral group, each element a function of a (N,C,H,W) batch (images or maps): `predict`'s `tta=n` uses the first n+1, a run's cached training views the first `views`. Quarter turns first: a leaf is
+# nearly mirror-symmetric about its midrib, so a left-right flip shows the model almost the image it saw (B1: `bench/tta_views.py`)
+tta_views = {'plain': _plain, 'rotate 90°': _rot90, 'rotate 270°': _rot270, 'rotate 180°': _rot180,
+             'transpose': _transpose, 'anti-transpose': _antitranspose, 'flip up-down': _flip_ud, 'flip left-right': _flip_lr}
 
 # %% ../nbs/01_data.ipynb #6aed606d
 def read_test(path, csv='test.csv', image_col='image', outside_ok=False) -> pd.DataFrame:

@@ -84,9 +84,11 @@ def export(run:str=None, # Run folder written by `leaf_fastai train` (a `cv` fol
     if not (rd.exists('model.json') or rd.exists('cv.json')): raise LeafRunError(f"{rd.path} is not a finished run folder (no model.json). Pass the --out folder of a finished `leaf_fastai train`.")
     return [_export_one(r, atol, opset) for r in rd.fold_runs()]
 
+_read_only = "export writes model.onnx into the run folder: make it writable, or copy the run folder (cp -r RUN COPY) and export the copy."
+
 def _export_one(rd, atol, opset) -> Path:
     items = valid_items(rd.path)  # before any work: the images must be there
-    rd.lock()
+    rd.lock(fix=_read_only)
     try:
         with atomic_path(rd/'model.onnx') as tmp:
             export_graph(rd.path, tmp, opset)

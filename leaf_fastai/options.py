@@ -10,8 +10,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['Options', 'check_number', 'check_choice', 'parse_lr', 'parse_budget', 'check_frac', 'check_folds', 'check_tta',
-           'check_engine', 'check_method', 'check_aug', 'check_views', 'check_valid_pct', 'check_port', 'read_csv',
-           'check_data']
+           'check_engine', 'check_method', 'check_aug', 'check_views', 'check_tails', 'check_valid_pct', 'check_port',
+           'read_csv', 'check_data']
 
 # %% ../nbs/00b_options.ipynb #15f9c9b8
 class Options(dict):
@@ -80,10 +80,13 @@ def check_aug(aug):
     "The one check of `--aug`"
     check_choice('aug', aug, ('flips','standard','none'))
 
-def check_views(views, cache='memory'):
-    "The one check of `--views` (with `--cache`)"
-    check_number('views', views, 1, what='1 or more')
-    check_opt(not (cache=='disk' and views>1), "--cache disk keeps one view of the images: use it with --views 1.")
+def check_views(views):
+    "The one check of `--views` (`None`: planned)"
+    if views is not None: check_number('views', views, 1, 9, what='1 to 8 (the fixed views of a square image)')
+
+def check_tails(tails):
+    "The one check of `--tails` (`None`: planned)"
+    if tails is not None: check_number('tails', tails, 1, 9, what='1 to 8')
 
 def check_valid_pct(valid_pct):
     "The one check of `--valid-pct`"

@@ -16,12 +16,13 @@ from .options import check_tta, check_engine
 from .checks import check_run
 from .data import *
 from .models import fold_bn
+from .warmup import tails_model
 from .callbacks import PlainTensors
 from .rundir import RunDir
 
 # %% auto #0
-__all__ = ['tta_views', 'load_run', 'OnnxModel', 'load_onnx', 'pick_engine', 'TTAViews', 'predict_probs', 'top_k',
-           'write_submission', 'check_outputs', 'pages_note', 'predict']
+__all__ = ['load_run', 'OnnxModel', 'load_onnx', 'pick_engine', 'TTAViews', 'predict_probs', 'top_k', 'write_submission',
+           'check_outputs', 'pages_note', 'predict']
 
 # %% ../nbs/06_predict.ipynb #dee07112
 def _infer_dls(meta, bs=64, num_workers=None, normalize=True):
@@ -53,6 +54,7 @@ def load_run(run_dir, # Run folder written by `train`
         f = rd/'model.safetensors'
         if not f.exists(): raise LeafRunError(f"{f} is missing. Re-train, or load fastai's export.pkl with --trust-pickle if you trust its source.")
         model,_ = create_timm_model(meta['arch'], len(meta['classes']), pretrained=False, lin_ftrs=meta.get('lin_ftrs') or None, ps=meta.get('ps', 0.5))
+        if meta.get('tails', 1)>1: model = tails_model(model, meta['cut'], meta['tails'])  # several tails, averaged
         try: model.load_state_dict(load_file(f), strict=True)
         except (SafetensorError, RuntimeError, OSError) as e:
             raise LeafRunError(f"{f} is damaged or does not match {rd/'model.json'} ({str(e).splitlines()[0][:160]}). Re-train or restore the run folder.") from None
@@ -103,20 +105,6 @@ def pick_engine(run, engine='auto') -> str:
     return 'onnx' if RunDir(run).exists('model.onnx') and importlib.util.find_spec('onnxruntime') else 'torch'
 
 # %% ../nbs/06_predict.ipynb #aa904eb3
-def _plain(x): return x
-def _flip_lr(x): return x.flip(-1)
-def _flip_ud(x): return x.flip(-2)
-def _rot180(x): return x.flip(-2, -1)
-def _transpose(x): return x.transpose(-2, -1).contiguous()
-def _rot90(x): return x.rot90(1, (-2, -1)).contiguous()  # counter-clockwise
-def _rot270(x): return x.rot90(-1, (-2, -1)).contiguous()
-def _antitranspose(x): return x.flip(-2, -1).transpose(-2, -1).contiguous()
-
-# the dihedral group, each element a function of a (N,C,H,W) batch; `tta=n` uses the first n+1. Quarter turns first: a leaf is
-# nearly mirror-symmetric about its midrib, so a left-right flip shows the model almost the image it saw (B1: `bench/tta_views.py`)
-tta_views = {'plain': _plain, 'rotate 90°': _rot90, 'rotate 270°': _rot270, 'rotate 180°': _rot180,
-             'transpose': _transpose, 'anti-transpose': _antitranspose, 'flip up-down': _flip_ud, 'flip left-right': _flip_lr}
-
 class TTAViews(Callback):
     "Make each batch's prediction the mean softmax probabilities of the plain batch and its first `n` `tta_views`"
     order = PlainTensors.order+1
@@ -136,14 +124,14 @@ def predict_probs(learn, # From `load_run`
     dl = learn.dls.test_dl(items, bs=learn.dls.bs)
     onnx = getattr(learn, 'engine', 'torch')=='onnx'
     if not onnx:
-        body = learn.model[0]
+        model = learn.model
         with torch.random.fork_rng(devices=[]):  # the check's random batch leaves the caller's random stream as it was
-            learn.model[0] = fold_bn(body, torch.randn(2, 3, 64, 64).to(next(body.parameters()).device)).to(memory_format=torch.channels_last)
+            learn.model = fold_bn(model, torch.randn(2, 3, 64, 64).to(next(model.parameters()).device)).to(memory_format=torch.channels_last)
     try:
         with learn.no_bar(), learn.no_logging():
             probs = learn.get_preds(dl=dl, act=noop, cbs=TTAViews(tta))[0]
     finally:
-        if not onnx: learn.model[0] = body
+        if not onnx: learn.model = model
     return pd.DataFrame(probs.numpy(), columns=learn.meta['classes'])
 
 assert len(tta_views)==8  # `check_tta` (`00b_options`) allows 0-7 views beside the plain one

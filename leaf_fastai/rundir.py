@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_rundir.ipynb #6bf6cbe6
 from __future__ import annotations
-import os, sys, json, shutil, hashlib, fcntl, contextlib
+import os, re, sys, json, shutil, hashlib, fcntl, contextlib
 from pathlib import Path
 from fastcore.basics import patch
 from .core import *
@@ -78,11 +78,11 @@ def check_new(self:RunDir, overwrite=False):
     return self
 
 @patch
-def lock(self:RunDir):
-    "Hold the folder's lock for this process; a lock left by a dead process is reported and taken over"
+def lock(self:RunDir, fix="Choose a writable output folder (--out)."):
+    "Hold the folder's lock for this process; a lock left by a dead process is reported and taken over, with the temporary files of its unfinished writes. `fix`: what to do where the folder cannot be written"
     if not self.writer or self._lock: return self
     try: self.path.mkdir(parents=True, exist_ok=True); fh = _open_lock(self.path/'.lock')
-    except OSError as e: raise LeafRunError(f"Cannot write to {self.path}: {e.strerror}. Choose a writable output folder (--out).") from None
+    except OSError as e: raise LeafRunError(f"Cannot write to {self.path}: {e.strerror}. {fix}") from None
     try: fcntl.flock(fh, fcntl.LOCK_EX|fcntl.LOCK_NB)
     except BlockingIOError:
         fh.seek(0); pid = fh.read().strip() or '?'; fh.close()
@@ -91,6 +91,8 @@ def lock(self:RunDir):
     if old and old!=str(os.getpid()): print(f"note: {self.path} was left locked by process {old}, which ended without finishing (stale lock); taking it over.", file=sys.stderr)
     fh.seek(0); fh.truncate(); fh.write(str(os.getpid())); fh.flush()
     self._lock = fh
+    for p in [*self.path.glob('.*.tmp*'), *self.path.glob('checkpoints/.*.tmp*')]:  # `atomic_path`'s files of a writer killed mid-write: nobody else writes here now
+        if re.fullmatch(r'\..+\.tmp(\.\w+)?', p.name) and p.is_file() and not p.is_symlink(): p.unlink()
     return self
 
 @patch
@@ -180,12 +182,15 @@ def resumable(self:RunDir) -> dict:
     return cfg['options']
 
 # %% ../nbs/04_rundir.ipynb #44a90d62
-def model_meta(learn, arch, size, mean, std) -> dict:
+def model_meta(learn, arch, size, mean, std,
+               cut=0, tails=1, # A `Tails` model: its trunk's groups and its tails
+              ) -> dict:
     "What `load_run` needs to rebuild `learn.model` without pickle"
     from torch import nn
-    lin = [m for m in learn.model[1] if isinstance(m, nn.Linear)]
+    head = learn.model.tails[0][1] if tails>1 else learn.model[1]
+    lin = [m for m in head if isinstance(m, nn.Linear)]
     return dict(arch=arch, classes=list(map(str, learn.dls.vocab)), size=size, mean=list(mean), std=list(std),
-                lin_ftrs=[m.out_features for m in lin[:-1]], ps=learn.ps, format='leaf_fastai/1')
+                lin_ftrs=[m.out_features for m in lin[:-1]], ps=learn.ps, format='leaf_fastai/1', **(dict(cut=cut, tails=tails) if tails>1 else {}))
 
 @patch
 def save_model_files(self:RunDir, learn, meta):
@@ -215,7 +220,7 @@ def _same_as_weights(rd, meta):
     except Exception as e: raise LeafRunError(f"{rd/'model.safetensors'} is damaged ({str(e)[:120]}). Re-train or restore the run folder.") from None
     if rec is None: return  # weights saved without a record: nothing to compare
     rec['classes'] = [str(c) for c in rec.get('classes', [])]
-    bad = [k for k in ('arch','classes','size','mean','std') if k in rec and rec[k]!=meta[k]]
+    bad = [k for k in ('arch','classes','size','mean','std','cut','tails') if k in rec and rec[k]!=meta.get(k)]
     if bad: raise LeafRunError(f"{rd/'model.json'} does not match the weights in {rd/'model.safetensors'} ({', '.join(bad)} differ"
         + (", e.g. the order of the classes" if 'classes' in bad else '') + "): it was edited or comes from another run. Restore the run's own model.json, or re-train.")
 

@@ -18,7 +18,7 @@ from .callbacks import *
 from .rundir import RunDir
 from .checks import check_train
 from .budget import Schedule, plan_schedule
-from .phases import Run, versions, quiet_lines, warm_up, fit_tail, fit_images, images_left, save_run
+from .phases import Run, versions, quiet_lines, warm_up, fit_tail, fit_images, images_left, save_run, assemble_tails
 
 # %% ../nbs/07_train.ipynb #bebff10d
 def _device_cbs(learn, channels_last, bf16):
@@ -58,7 +58,8 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
           head_epochs:int=15, # Epochs of head training on the cached features
           head_lr:float=1e-2, # Learning rate of the head warm-up
           ps:float=0.1, # Dropout of fastai's head (its `ps`)
-          views:int=1, # Passes over the training images for the feature cache (>1 adds augmented views)
+          views:int=None, # Fixed views of each training image (turns, flips) the pass caches; each epoch of the head and the tail draws one per image (default 1; a --budget plans it)
+          tails:int=None, # Tails trained from the one pass and averaged into the run's model (default 1; a --budget plans it)
           warmup_frac:float=1., # Stratified fraction of the training images the features warm-up uses (faster; the unfrozen epochs see all)
           cache:str='memory', # Where the warm-up keeps its features: 'memory', or 'disk' (files in the run folder while it runs) for large sets
           image_cache:bool=True, # Keep the pass's 8-bit images for the epochs on the images (--no-image-cache: decode them again each epoch)
@@ -98,13 +99,17 @@ def train(data:str=None, # Folder with train.csv and the images (or a folder per
     rd,started = RunDir(o.out),started or time.time()
     if not o.resume: return _fit_run(o, rd, started)
     rd.state = rd.read_json('state.json')  # `check_train` checked it (`RunDir.resumable`); each checkpoint is verified again as it loads
-    return _fit_run(o, rd, started, Schedule.read(rd), rd.state)
+    sched = Schedule.read(rd)
+    if sched.budget: print(f"note: resuming a --budget {o.budget} run: what it had planned runs as planned, and what it had not yet planned gets a fresh clock; its time before the interruption is not counted, so it ends later than the budget.")
+    return _fit_run(o, rd, started, sched, rd.state)
 
 def resume_run(run_dir) -> Learner:
     "Continue the interrupted run in `run_dir` with its own options and schedule"
     return train(resume=run_dir)
 
 # %% ../nbs/07_train.ipynb #c04e535c
+def _nbytes(x) -> int: return sum(map(_nbytes, x)) if isinstance(x, list) else getattr(x, 'nbytes', 0)  # a cache's views, or one tensor
+
 def _fit_run(o, rd, started, sched=None, state=None) -> Learner:
     "Run `train`'s phases for the checked options `o` into `rd`: a new run plans its `Schedule`; a resumed one has its own, and its `state`"
     check_arch(o.arch)  # timm's registry: before any image is read
@@ -129,18 +134,19 @@ def _fit_run(o, rd, started, sched=None, state=None) -> Learner:
         warm_up(run)
     except BaseException: rd.unclaim(); raise  # stopped before the first checkpoint: the folder is left as it was found
     t1 = time.time()
-    mb,imb = (run.cache and round(sum(getattr(run.cache.get(k), 'nbytes', 0) for k in ks)/2**20) for ks in (('mt','mv'),('it','iv')))
+    mb,imb = (run.cache and round(sum(_nbytes(run.cache.get(k)) for k in ks)/2**20) for ks in (('mt','mv'),('it','iv')))
     if run.cache is not None and run.cache.mt is not None: fit_tail(run)
     timings = dict(warmup_s=t1-t0, tail_s=time.time()-t1, trunk_cache_mb=mb, image_cache_mb=imb)
     learn.unfreeze()
     t0 = time.time()
-    if state and run.cache is None and not images_left(run) and rd.has_checkpoint('best'):
+    if state and run.cache is None and not images_left(run) and rd.has_checkpoint('best') and run.sched.tails==1:
         rd.load_checkpoint(learn, 'best')  # stopped after its last epoch, while its files were written: finish them from the model the run ends with
     fit_images(run)
     timings.update(train_s=time.time()-t0, total_s=time.time()-started)
     learn.n_processes = max(1, num_distrib())
     if torch.distributed.is_initialized():  # from here each process works alone, and only the first writes the run
         torch.distributed.destroy_process_group(); os.environ['WORLD_SIZE'] = '1'
+    if run.sched.tails>1: learn.model = assemble_tails(run)  # the tails' mean is the run's model
     learn.history = run.prior
     learn.valid_acc = save_run(run, timings)
     return learn

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_warmup.ipynb #9bed1be6
 from __future__ import annotations
-import mmap, math, tempfile, contextlib, shutil
+import mmap, math, tempfile, contextlib, shutil, copy
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -12,14 +12,15 @@ from fastcore.basics import AttrDict
 from numpy.lib.format import open_memmap, write_array_header_2_0
 from fastai.vision.all import Learner, DataLoaders, Normalize, Callback, accuracy, noop, to_detach, params, default_device
 from .core import *
+from .data import tta_views
 from .options import check_frac, check_views
 from .models import fold_bn, matmul_convs, restore_convs
 from .callbacks import trim_memory, BnEval
 
 # %% auto #0
 __all__ = ['tail_min_steps', 'DiskRows', 'norm_stats', 'head_inputs', 'TensorBatches', 'flip_maps', 'dihedral', 'subsample',
-           'trunk_units', 'split_trunk', 'warmup_epochs', 'head_warmup', 'cached_pass', 'MatmulConvs', 'tail_learner',
-           'tail_peak_lr', 'image_dls']
+           'trunk_units', 'split_trunk', 'Tails', 'tails_model', 'tails_splitter', 'warmup_epochs', 'head_warmup',
+           'cached_pass', 'MatmulConvs', 'tail_learner', 'tail_peak_lr', 'image_dls']
 
 # %% ../nbs/05_warmup.ipynb #1595959c
 class DiskRows:
@@ -61,23 +62,29 @@ def _uint8(x, norm):
 @torch.no_grad()
 def head_inputs(learn, dl, quiet=False, cache=None, split=None,
                 images=False, # Also keep the images themselves, 8-bit as decoded and resized (no second decode later)
+                views=1, # Each image in the first `views` of `tta_views` (decoded once, each view through the body)
                ) -> tuple:
-    "Pooled features of the frozen body (BatchNorm folded) over `dl` (in memory, or in `.npy` files beside `cache`), the targets, with `split` (`split_trunk`) the trunk's output in fp16, with `images` the images (each `None` without)"
+    "Pooled features of the frozen body (BatchNorm folded) over `dl` (in memory, or in `.npy` files beside `cache`), the targets, with `split` (`split_trunk`) the trunk's output in fp16, with `images` the images (each `None` without); with `views`>1 features and maps are lists, one per view"
     pool = learn.model[1][:2]
     learn.model.eval()
     n,ys,fast = len(dl.dataset),[],None
-    feats = _Rows(n, cache)
-    maps = _Rows(n, cache and Path(cache).with_suffix('.maps.npy')) if split else None
-    imgs,norm = (_Rows(n, cache and Path(cache).with_suffix('.images.npy')),norm_stats(dl)) if images else (None,None)
+    fn = lambda k,kind: cache and Path(cache).with_suffix(f"{f'.v{k}' if k else ''}{kind}.npy")  # train.npy, train.v1.npy, train.maps.npy, ...
+    feats = [_Rows(n, fn(k, '')) for k in range(views)]
+    maps = [_Rows(n, fn(k, '.maps')) for k in range(views)] if split else None
+    imgs,norm = (_Rows(n, fn(0, '.images')),norm_stats(dl)) if images else (None,None)
+    vs = list(tta_views.values())[:views]
     for xb,yb in progress(dl, leave=False, display=not quiet):
         xb = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
         if images: imgs.add(_uint8(xb, norm).cpu())
         if fast is None: fast = [fold_bn(m, x).to(memory_format=torch.channels_last) for m,x in _parts(learn, split, xb[:4])]
-        a = fast[0](xb)
-        if split: maps.add(a.half().cpu()); a = fast[1](a)
-        feats.add(pool(a).float().cpu()); ys.append(yb.as_subclass(torch.Tensor).cpu())  # the caches live in CPU memory
+        for k,view in enumerate(vs):
+            a = fast[0](view(xb).contiguous(memory_format=torch.channels_last) if k else xb)
+            if split: maps[k].add(a.half().cpu()); a = fast[1](a)
+            feats[k].add(pool(a).float().cpu())  # the caches live in CPU memory
+        ys.append(yb.as_subclass(torch.Tensor).cpu())
         if len(ys)%8==0: trim_memory()  # see `TrimMemory`
-    return feats.done(), torch.cat(ys), (maps.done() if split else None), (imgs.done() if images else None)
+    done = lambda rs: rs[0].done() if views==1 else [r.done() for r in rs]
+    return done(feats), torch.cat(ys), (done(maps) if split else None), (imgs.done() if images else None)
 
 def _parts(learn, split, x):
     "The body to fold, with an input to check the folding on: whole, or as trunk and tail"
@@ -86,7 +93,7 @@ def _parts(learn, split, x):
 
 # %% ../nbs/05_warmup.ipynb #174ffef1
 class TensorBatches:
-    "Batches `(x[j], y[j])` of tensors (or `DiskRows`), `j` consecutive or, if `shuffle`, random (full batches, `n_batches` an epoch)"
+    "Batches `(x[j], y[j])` of tensors (or `DiskRows`), `j` consecutive or, if `shuffle`, random (full batches, `n_batches` an epoch); `x` may be a list of views of the same rows: each row then comes from one of them, at random"
     n_inp = 1
     def __init__(self, x, y, bs=256, shuffle=False, n_batches=None,
                  flips=False, # Augment each batch on its device: `True` (`flip_maps`) or a function such as `dihedral`
@@ -94,17 +101,34 @@ class TensorBatches:
                  norm=None, # `(mean, std)`: `x` holds uint8 images (`cached_pass(images=True)`), scaled to [0,1] and normalised per batch
                 ):
         self.x,self.y,self.bs,self.shuffle,self.norm = x,y,bs,shuffle,norm
+        self.xs = list(x) if isinstance(x, (list,tuple)) else [x]
         self.flips = flip_maps if flips is True else flips or None
         self.device = torch.device(device or 'cpu')  # where the batches go, and so (through fastai's `TrainEvalCallback`) the model
-        self.n_batches,self.perm,self.pos = n_batches,None,len(x)
+        self.n = len(self.xs[0])
+        self.n_batches,self.perm,self.pos = n_batches,None,self.n
     def __len__(self):
-        if not self.shuffle: return -(-len(self.x)//self.bs)
-        return self.n_batches or len(self.x)//self.bs
+        if not self.shuffle: return -(-self.n//self.bs)
+        return self.n_batches or self.n//self.bs
     def _idx(self, i):
-        if not self.shuffle: return torch.arange(i*self.bs, min((i+1)*self.bs, len(self.x)))
-        if self.pos+self.bs>len(self.x): self.perm,self.pos = torch.randperm(len(self.x)),0  # a pass over the rows spans epochs
+        if not self.shuffle: return torch.arange(i*self.bs, min((i+1)*self.bs, self.n))
+        if self.pos+self.bs>self.n: self.perm,self.pos = torch.randperm(self.n),0  # a pass over the rows spans epochs
         self.pos += self.bs
         return self.perm[self.pos-self.bs:self.pos]
+    def rows(self, j):
+        "Rows `j` of `x`: with several views, each row from one of them at random"
+        if len(self.xs)==1: return torch.as_tensor(self.xs[0][j])
+        v,out = torch.randint(len(self.xs), (len(j),)),None
+        for k,x in enumerate(self.xs):
+            if not (m:=v==k).any(): continue
+            r = torch.as_tensor(x[j[m]])
+            if out is None: out = r.new_empty((len(j), *r.shape[1:]))
+            out[m] = r
+        return out
+    def close(self):
+        "Let go of the rows (and close `DiskRows` files)"
+        for x in self.xs:
+            if isinstance(x, DiskRows): x.close()
+        self.x = self.xs = self.y = None
     def _float(self, x):
         if self.norm is None: return x.float()
         m,s = (torch.as_tensor(v, device=x.device).view(1,-1,1,1) for v in self.norm)
@@ -112,7 +136,7 @@ class TensorBatches:
     def __iter__(self):
         for i in range(len(self)):
             j = self._idx(i)
-            x = torch.as_tensor(self.x[j]).to(self.device, non_blocking=True)
+            x = self.rows(j).to(self.device, non_blocking=True)
             if x.ndim==4:
                 x = self._float(x)
                 if self.flips: x = self.flips(x)
@@ -176,8 +200,31 @@ def split_trunk(model, n_groups:int) -> tuple|None:
     if cut is None or any(f and not all(f) for f in inside[:cut]) or any(any(f) for f in inside[cut:]): return None
     return nn.Sequential(*[m for _,m in units[:cut]]), nn.Sequential(*[m for _,m in units[cut:]])
 
+# %% ../nbs/05_warmup.ipynb #4ace2f50
+class Tails(nn.Module):
+    "A trunk shared by `n` tails (each the rest of the body and a head), their class probabilities averaged: the output is the log of the mean, so a softmax gives the mean back"
+    def __init__(self, trunk, tails):
+        super().__init__()
+        self.trunk,self.tails = trunk,nn.ModuleList(tails)
+    def forward(self, x):
+        a = self.trunk(x)
+        return torch.stack([t(a).float().log_softmax(1) for t in self.tails]).logsumexp(0) - math.log(len(self.tails))
+
+def tails_model(model, # A fastai/timm model (`leaf_learner`'s): `TimmBody` and head
+                cut, # timm parameter groups in the trunk (`split_trunk`)
+                n, # Tails
+               ) -> Tails:
+    "`model` as a `Tails` cut after `cut` groups, with `n` copies of its tail and head (the first shares `model`'s modules)"
+    trunk,tail = split_trunk(model[0].model, cut)
+    first = nn.Sequential(tail, model[1])
+    return Tails(trunk, [first]+[copy.deepcopy(first) for _ in range(n-1)])
+
+def tails_splitter(m:Tails) -> list:
+    "The parameter groups of a `Tails` for fastai: the trunk, the tails"
+    return [params(m.trunk), params(m.tails)]
+
 # %% ../nbs/05_warmup.ipynb #28e08732
-def warmup_epochs(n, # Rows of cached features (training images times views)
+def warmup_epochs(n, # Training images with cached features
                   epochs=15, bs=256, min_steps=120) -> int:
     "Epochs the head warm-up trains on `n` rows: `epochs`, or enough for `min_steps` steps of (full) batches"
     return max(epochs, math.ceil(min_steps/max(1, n//max(1, min(bs, n//2)))))
@@ -186,7 +233,7 @@ def head_warmup(learn, # A `leaf_learner` with pretrained weights, body frozen
                 epochs=15, # One-cycle epochs of head training on the cache
                 lr=1e-2, # Peak learning rate of the head
                 bs=256, # Batch size on the cached features
-                views=1, # Passes over the training images (>1 adds augmented views to the cache)
+                views=1, # Views of each training image cached (the first `views` of `tta_views`); each epoch draws one per image
                 frac=1., # Stratified fraction of the training images to cache
                 seed=42, # Seed of the fraction
                 cache_dir=None, # Keep the features in a temporary folder here instead of memory
@@ -196,36 +243,32 @@ def head_warmup(learn, # A `leaf_learner` with pretrained weights, body frozen
                 min_steps=120, # Steps the head gets at least: a small set trains more than `epochs` (cheap: one linear layer on cached features)
                ) -> Learner:
     "Train `learn`'s head on cached body features of (a stratified `frac` of) the training images; returns the head's own `Learner`"
-    check_views(views, 'disk' if cache_dir else 'memory')
+    check_views(views)
     c = cached_pass(learn, views, frac, seed, cache_dir, quiet, cut, images)
     dev = learn.dls.device
-    fdls = DataLoaders(TensorBatches(c.xt, c.yt, min(bs, len(c.xt)//2), shuffle=True, device=dev), TensorBatches(c.xv, c.yv, 1024, device=dev))
-    epochs = warmup_epochs(len(c.xt), epochs, bs, min_steps)
+    n = len(c.yt)
+    fdls = DataLoaders(TensorBatches(c.xt, c.yt, min(bs, n//2), shuffle=True, device=dev), TensorBatches(c.xv, c.yv, 1024, device=dev))
+    epochs = warmup_epochs(n, epochs, bs, min_steps)
     hlearn = Learner(fdls, learn.model[1][2:], loss_func=learn.loss_func, metrics=accuracy, opt_func=learn.opt_func, wd=learn.wd)
-    hlearn.n_features,hlearn.cache = len(c.xt),c
+    hlearn.n_features,hlearn.cache = n*views,c
     if quiet: hlearn.remove_cb(hlearn.progress); hlearn.logger = noop
     hlearn.fit_one_cycle(epochs, lr)
-    if quiet: print(f"head warm-up: {epochs} epochs on {len(c.xt)} cached features, valid accuracy {hlearn.recorder.values[-1][2]:.4f}")
-    for tb in fdls.loaders:
-        if isinstance(tb.x, DiskRows): tb.x.close()
-        tb.x = tb.y = None  # the features are done with: their memory is free before fine-tuning
+    if quiet: print(f"head warm-up: {epochs} epochs on {n*views} cached features, valid accuracy {hlearn.recorder.values[-1][2]:.4f}")
+    for tb in fdls.loaders: tb.close()  # the features are done with: their memory is free before fine-tuning
     c.xt = c.xv = None
     return hlearn
 
 def cached_pass(learn, views=1, frac=1., seed=42, cache_dir=None, quiet=False, cut=0,
-                images=False, # Keep the 8-bit images too (`it`/`iv`, the first view), for `image_dls`
+                images=False, # Keep the 8-bit images too (`it`/`iv`, the plain view), for `image_dls`
                ) -> AttrDict:
-    "One pass of the frozen body over the training images (`views` times) and the validation images: pooled features `xt`/`xv`, targets, with `cut` the trunk's output `mt`/`mv` and `split`, with `images` the images `it`/`iv`"
+    "One pass of the frozen body over the training images (each in `views` fixed views: lists `xt`, `mt`) and the validation images: pooled features `xt`/`xv`, targets, with `cut` the trunk's output `mt`/`mv` and `split`, with `images` the images `it`/`iv`"
     dls = learn.dls
     learn.model.to(dls.device)  # fastai moves it only when a fit starts; the batches are there already
     ds = dls.test_dl(subsample(dls.train.items, frac, seed), with_labels=True).dataset if frac<1 else dls.train.dataset
     split = split_trunk(learn.model[0].model, cut) if cut else None
     d = Path(tempfile.mkdtemp(dir=cache_dir, prefix='features-')) if cache_dir else None
     try:
-        xt,yt,mt,it = head_inputs(learn, dls.valid.new(ds, shuffle=False, drop_last=False), quiet, d and d/'train.npy', split, images)
-        for _ in range(views-1):
-            x2,y2,m2,_ = head_inputs(learn, dls.train.new(ds, shuffle=False, drop_last=False), quiet, None, split)
-            xt,yt,mt = torch.cat([xt,x2]), torch.cat([yt,y2]), (torch.cat([mt,m2]) if split else None)
+        xt,yt,mt,it = head_inputs(learn, dls.valid.new(ds, shuffle=False, drop_last=False), quiet, d and d/'train.npy', split, images, views)
         xv,yv,mv,iv = head_inputs(learn, dls.valid, quiet, d and d/'valid.npy', split, images)
     finally:
         if d: shutil.rmtree(d)  # the open memory maps keep the files' pages until they are closed
@@ -237,7 +280,7 @@ class MatmulConvs(Callback):
     def before_fit(self):
         dl,self.names = self.dls.train,[]
         if dl.device.type!='cpu' or not isinstance(dl, TensorBatches): return
-        x = dl._float(torch.as_tensor(dl.x[torch.arange(min(2, len(dl.x)))])).contiguous(memory_format=torch.channels_last)  # the first rows: no random draw
+        x = dl._float(torch.as_tensor(dl.xs[0][torch.arange(min(2, dl.n))])).contiguous(memory_format=torch.channels_last)  # the first rows: no random draw
         self.names = matmul_convs(self.model.eval(), x)  # eval: BatchNorm statistics stay as they are
     def after_fit(self): restore_convs(self.model)
 
@@ -251,7 +294,7 @@ def tail_learner(learn, # The `leaf_learner` whose head was warmed up with `head
     "A `Learner` for the tail and the head of `learn` (modules shared) on the trunk's cached output"
     c = cache
     dev = learn.dls.device
-    dls = DataLoaders(TensorBatches(c.mt, c.yt, min(bs, len(c.mt)), shuffle=True, n_batches=n_batches, flips=flips, device=dev), TensorBatches(c.mv, c.yv, 256, device=dev))
+    dls = DataLoaders(TensorBatches(c.mt, c.yt, min(bs, len(c.yt)), shuffle=True, n_batches=n_batches, flips=flips, device=dev), TensorBatches(c.mv, c.yv, 256, device=dev))
     model = nn.Sequential(c.split[1], learn.model[1]).to(memory_format=torch.channels_last)
     for p in model.parameters(): p.requires_grad_(True)
     return Learner(dls, model, loss_func=learn.loss_func, metrics=accuracy, opt_func=learn.opt_func, wd=learn.wd,

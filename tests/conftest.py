@@ -31,6 +31,11 @@ MINI, LEAVES = DATA/'leaves-mini', DATA/'classify-leaves'
 CHROMIUM = Path('/usr/bin/chromium')
 SKIP_VAR = 'LEAF_TESTS_SKIP_MISSING'
 
+# under pytest-xdist (`make test`: one worker per core), each worker's `leaf_fastai` processes get their share of the
+# cores: two processes of two torch threads each on two cores would oversubscribe them
+if (_n := int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))) > 1:
+    os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // _n)))
+
 # options given after TINY override it (argparse: the last one wins), e.g. cli('train', ..., *TINY, '--epochs', 1)
 TINY = ('--size', 32, '--epochs', 0, '--head-epochs', 3, '--tail-epochs', 0, '--no-check', '--num-workers', 0, '--quiet')
 
@@ -83,7 +88,7 @@ def cli(*args, check=False, timeout=600, env=None, **kw):
     if check and r.returncode: raise AssertionError(f"leaf_fastai {' '.join(map(str,args))} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
     return r
 
-PARALLEL = max(1, min(4, os.cpu_count() or 1))
+PARALLEL = max(1, min(4, (os.cpu_count() or 1) // _n))  # each xdist worker its share of the cores
 
 def cli_all(*calls):
     """Run independent `leaf_fastai` commands side by side, `PARALLEL` at a time; returns their CompletedProcesses in order.

@@ -25,8 +25,8 @@ def stopped_budget_run(tmp_path, args, reached, sig):
     return out, rc, err, state(out)
 
 def test_budget_run_resumes_its_plan(tmp_path):
-    "SIGTERM (`kill PID`) during a budgeted run's tail epochs; --resume finishes the planned tail epochs, without planning again"
-    out, rc, err, st = stopped_budget_run(tmp_path, ('--size', 48, '--tail-bs', 4, '--budget', '30s'),
+    "SIGTERM (`kill PID`) during a budgeted run's tail epochs (one tail: several are resumed in test_tails.py); --resume finishes the planned tail epochs, without planning again"
+    out, rc, err, st = stopped_budget_run(tmp_path, ('--size', 48, '--tail-bs', 4, '--budget', '30s', '--tails', 1),
                                           lambda s: s.get('phase') == 'tail', signal.SIGTERM)
     n, nb = st['tail_plan']
     assert rc == 2 and 'continue with: leaf_fastai train --resume' in err, (rc, err[-2000:])
@@ -39,9 +39,9 @@ def test_budget_run_resumes_its_plan(tmp_path):
     assert json.loads((out/'metrics.json').read_text())['plan']['tail_epochs'] == n
 
 def test_long_budget_image_epochs_resume(tmp_path):
-    """A budget longer than the tail may use (--tail-cap 1, so that this holds on any machine) plans epochs on the kept
+    """With one tail (--tails 1), a budget longer than the tail may use (--tail-cap 1, so that this holds on any machine) plans epochs on the kept
     images; Ctrl-C (SIGINT) in them stops at the next batch, and --resume finishes the plan without planning again"""
-    out, rc, err, st = stopped_budget_run(tmp_path, ('--size', 48, '--budget', '30s', '--tail-cap', 1),
+    out, rc, err, st = stopped_budget_run(tmp_path, ('--size', 48, '--budget', '30s', '--tail-cap', 1, '--tails', 1),
                                           lambda s: s.get('phase') == 'fine_tune' and s.get('epochs_done', 0) >= 1, signal.SIGINT)
     n, nb = st['image_plan']
     assert rc == 2 and 'continue with: leaf_fastai train --resume' in err, (rc, err[-2000:])
