@@ -284,7 +284,7 @@ def _budget(learn, o, sdf, started) -> tuple:
         r = AttrDict(rates, **tail_rates(learn, split, (o.size, o.size), o.tail_bs))
         p2 = plan(r)
         if tail_steps(p2)>tail_steps(p):
-            print(f"note: a tail after {cut} groups would get {tail_steps(p)} steps, too few to use its learning rate; caching {cut+1} groups instead: {tail_steps(p2)} steps.")
+            print(f"note: a tail after {cut} groups would get {tail_steps(p)} steps (fewer than {short_tail_steps}); caching {cut+1} groups instead, whose steps cost less: {tail_steps(p2)} steps.")
             cut,p,rates = cut+1,p2,r
     return cut, AttrDict(p, **rates, cut=cut)
 

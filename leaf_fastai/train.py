@@ -18,7 +18,7 @@ from .callbacks import *
 from .rundir import RunDir
 from .checks import check_train
 from .budget import Schedule, plan_schedule
-from .phases import Run, versions, quiet_lines, warm_up, fit_tail, fit_images, images_left, save_run, assemble_tails
+from .phases import Run, versions, quiet_lines, warm_up, fit_tail, fit_images, images_left, save_run, assemble_tails, stops_resumably
 
 # %% ../nbs/07_train.ipynb #bebff10d
 def _device_cbs(learn, channels_last, bf16):
@@ -135,13 +135,14 @@ def _fit_run(o, rd, started, sched=None, state=None) -> Learner:
     except BaseException: rd.unclaim(); raise  # stopped before the first checkpoint: the folder is left as it was found
     t1 = time.time()
     mb,imb = (run.cache and round(sum(_nbytes(run.cache.get(k)) for k in ks)/2**20) for ks in (('mt','mv'),('it','iv')))
-    if run.cache is not None and run.cache.mt is not None: fit_tail(run)
+    with stops_resumably(rd):  # from here on a stop, even between phases, can be resumed
+        if run.cache is not None and run.cache.mt is not None: fit_tail(run)
     timings = dict(warmup_s=t1-t0, tail_s=time.time()-t1, trunk_cache_mb=mb, image_cache_mb=imb)
     learn.unfreeze()
     t0 = time.time()
     if state and run.cache is None and not images_left(run) and rd.has_checkpoint('best') and run.sched.tails==1:
         rd.load_checkpoint(learn, 'best')  # stopped after its last epoch, while its files were written: finish them from the model the run ends with
-    fit_images(run)
+    with stops_resumably(rd): fit_images(run)
     timings.update(train_s=time.time()-t0, total_s=time.time()-started)
     learn.n_processes = max(1, num_distrib())
     if torch.distributed.is_initialized():  # from here each process works alone, and only the first writes the run
