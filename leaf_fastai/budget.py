@@ -275,7 +275,7 @@ def _budget(learn, o, sdf, started) -> tuple:
     "`(cut, plan)`: the machine measured on a few batches and the run planned within `o.budget_s`; with the default cut, a short tail is cut one group later (`later_cut`)"
     body,cut = learn.model[0].model,o.cut or 6
     rates = calibrate(learn, split_trunk(body, cut), o.tail_bs, image_bs=o.bs, frozen_groups=o.frozen_groups)
-    vmax = 8 if o.cache=='disk' else views_that_fit(learn, cut, o.size, _n_cached(o, sdf))
+    vmax = 8 if o.cache=='disk' or o.views else views_that_fit(learn, cut, o.size, _n_cached(o, sdf))  # measured only where the plan chooses the views
     plan = lambda r: plan_run(o.budget_s, time.time()-started, r, _n_cached(o, sdf), int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs,
                               tail_cap=o.tail_cap, image_bs=o.bs, tails=o.tails, **({} if o.views else dict(most_views=vmax)))
     p = plan(rates)
