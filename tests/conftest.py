@@ -1,4 +1,11 @@
-"""Helpers and shared trained runs for the end-to-end tests: each test runs the installed `leaf_fastai` command in a subprocess.
+"""Helpers and shared trained runs for the end-to-end tests: each test runs the `leaf_fastai` command in a process of its own.
+
+Processes. A `cli` run is forked from the worker's tests/zygote.py, a process that imported torch, fastai, timm and the
+commands once (start-up is most of a short run's time), then becomes the command: `leaf_fastai.cli.main` with the
+arguments, in the test's folder and environment, with its own stdout, stderr and exit code. Real `leaf_fastai`
+executables: the first run a user makes (mini_run), background runs stopped by signals (`start`), torchrun, the app,
+runs with their own environment variables or `preexec_fn`, `cli(..., real=True)`, and every run with
+LEAF_TESTS_REAL_PROCESSES=1.
 
 Data. The tests need the real data beside the project: ../shared/data/leaves-mini and ../shared/data/classify-leaves.
 Without it, pytest stops at collection with exit code 4 and says where it looked: a run that tested nothing must not
@@ -19,7 +26,7 @@ place: copy it with `copy_run(run, tmp_path/...)` (shutil.copytree) and change t
 Sizes: TINY is the smallest run that exercises training (a warm-up on 32 px images); tests add only what their
 behaviour needs (`--epochs 1` for image epochs, `--num-workers 1` where workers matter, the default image check where
 checking is the point)."""
-import json, os, resource, signal, subprocess, sys, shutil, time
+import atexit, json, os, resource, signal, socket, subprocess, sys, shutil, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,6 +37,7 @@ DATA = ROOT.parent/'shared'/'data'
 MINI, LEAVES = DATA/'leaves-mini', DATA/'classify-leaves'
 CHROMIUM = Path('/usr/bin/chromium')
 SKIP_VAR = 'LEAF_TESTS_SKIP_MISSING'
+REAL_VAR = 'LEAF_TESTS_REAL_PROCESSES'  # =1: every `cli` run a real `leaf_fastai` process, none forked from tests/zygote.py
 
 # under pytest-xdist (`make test`: one worker per core), each worker's `leaf_fastai` processes get their share of the
 # cores: two processes of two torch threads each on two cores would oversubscribe them
@@ -70,7 +78,7 @@ def pytest_terminal_summary(terminalreporter):
         by = {}
         for c, t in _runs: by.setdefault(c, []).append(t)
         terminalreporter.write_line(f"leaf_fastai runs: {len(_runs)} ({', '.join(f'{c} {len(ts)}' for c, ts in sorted(by.items(), key=lambda kv: -len(kv[1])))}); "
-                                    f"CPU time of all subprocesses {ch.ru_utime+ch.ru_stime:.0f} s")
+                                    f"CPU time of all subprocesses {ch.ru_utime+ch.ru_stime+sum(_cpu):.0f} s ({len(_cpu)} forked from tests/zygote.py)")
 
 # ---------------------------------------------------------------- running the command
 
@@ -79,13 +87,63 @@ def leaf_exe() -> str:
     venv = Path(sys.executable).parent/"leaf_fastai"
     return str(venv) if venv.exists() else shutil.which("leaf_fastai")
 
-def cli(*args, check=False, timeout=600, env=None, **kw):
-    "Run the installed `leaf_fastai` command; returns the CompletedProcess. `env`: variables to set on top of os.environ"
-    if env is not None: env = {**os.environ, **{k: str(v) for k,v in env.items()}}
+class _Zygote:
+    "The worker's `tests/zygote.py`: a process that imported the commands once and forks a fresh `leaf_fastai` per run"
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix='leafz'))
+        self.sock = str(self.dir/'s')
+        self.p = subprocess.Popen([sys.executable, str(Path(__file__).parent/'zygote.py'), self.sock], stdout=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()  # 'ready' once its imports are done
+        if line.strip() != 'ready': raise RuntimeError(f"tests/zygote.py did not start (exit {self.p.wait()})")
+        atexit.register(self.close)
+
+    def close(self):
+        if self.p.poll() is None: self.p.terminate(); self.p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run(self, args, cwd=None, timeout=600):
+        "Run `leaf_fastai args` as a forked process; a CompletedProcess as `subprocess.run` gives"
+        fd, out = tempfile.mkstemp(dir=self.dir); os.close(fd)
+        fd, err = tempfile.mkstemp(dir=self.dir); os.close(fd)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(self.sock); s.settimeout(timeout)
+            f = s.makefile('rwb')
+            f.write(json.dumps(dict(argv=args, cwd=str(cwd or os.getcwd()), env=dict(os.environ), stdout=out, stderr=err)).encode() + b'\n'); f.flush()
+            pid = json.loads(f.readline())['pid']
+            try: line = f.readline()
+            except (socket.timeout, TimeoutError):
+                os.killpg(pid, signal.SIGKILL)
+                raise subprocess.TimeoutExpired([leaf_exe(), *args], timeout)
+        if not line: raise RuntimeError(f"tests/zygote.py lost the run of leaf_fastai {' '.join(args)}")
+        res = json.loads(line); st = res['status']
+        _cpu.append(res['cpu'])
+        code = os.waitstatus_to_exitcode(st)
+        outs = [Path(x).read_text(errors='replace') for x in (out, err)]
+        for x in (out, err): os.unlink(x)
+        return subprocess.CompletedProcess([leaf_exe(), *args], code, *outs)
+
+_zygote, _cpu = None, []  # the worker's zygote (started at its first `cli`), CPU seconds of the runs it made
+
+def _forked(kw) -> bool:
+    "Can this run be a forked `leaf_fastai` (see tests/zygote.py for what must be a real process)?"
+    return not os.environ.get(REAL_VAR) and set(kw) <= {'cwd'}
+
+def cli(*args, check=False, timeout=600, env=None, real=False, **kw):
+    """Run the `leaf_fastai` command; returns the CompletedProcess. `env`: variables to set on top of os.environ.
+    A run with no `env`, `preexec_fn` or other `subprocess` keyword (but `cwd`) is forked from the worker's zygote
+    (tests/zygote.py: the same command without importing torch again); `real=True`, or LEAF_TESTS_REAL_PROCESSES=1, starts
+    the installed `leaf_fastai` executable instead"""
+    global _zygote
     t0 = time.time()
-    r = subprocess.run([leaf_exe(), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, **kw)
-    _runs.append((str(args[0]), time.time() - t0))
-    if check and r.returncode: raise AssertionError(f"leaf_fastai {' '.join(map(str,args))} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
+    args = [str(a) for a in args]
+    if env is None and not real and _forked(kw):
+        if _zygote is None: _zygote = _Zygote()
+        r = _zygote.run(args, cwd=kw.get('cwd'), timeout=timeout)
+    else:
+        if env is not None: env = {**os.environ, **{k: str(v) for k,v in env.items()}}
+        r = subprocess.run([leaf_exe(), *args], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    _runs.append((args[0], time.time() - t0))
+    if check and r.returncode: raise AssertionError(f"leaf_fastai {' '.join(args)} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
     return r
 
 PARALLEL = max(1, min(4, (os.cpu_count() or 1) // _n))  # each xdist worker its share of the cores
@@ -157,7 +215,7 @@ def copy_run(src, dst):
 def mini_run(tmp_path_factory):
     "The first run a user makes (`make run`): leaves-mini at 96 px, warm-up + 1 epoch on the images. Copy it before changing anything"
     out = tmp_path_factory.mktemp('runs')/'mini'
-    r = cli('train', '--data', MINI, '--size', 96, '--epochs', 1, '--out', out, '--quiet', check=True)
+    r = cli('train', '--data', MINI, '--size', 96, '--epochs', 1, '--out', out, '--quiet', check=True, real=True)  # the installed executable, as a user runs it
     return out, r
 
 @pytest.fixture(scope='session')
