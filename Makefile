@@ -2,6 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ../shared/data
+THREADS_EACH := $(shell python3 -c 'import os; print(max(1, (os.cpu_count() or 1)//2))')
 
 .PHONY: install browser run test check-nbs nbtest pytest readme docs bench-quick bench
 
@@ -31,8 +32,9 @@ check-nbs: install
 	$(BIN)/python tools/readme.py
 	@git status --porcelain -- nbs leaf_fastai README.md | grep . && { echo "nbs/, leaf_fastai/ or README.md changed: run nbdev-clean, nbdev-export, python tools/readme.py and commit"; git diff --stat; exit 1; } || true
 
+# two notebooks at a time, each with its share of the cores: two of two torch threads each on two cores took twice as long
 nbtest: install browser
-	$(BIN)/nbdev-test --n-workers 2
+	OMP_NUM_THREADS=$(THREADS_EACH) $(BIN)/nbdev-test --n-workers 2
 
 # two test files at a time (pytest-xdist, one worker per core, whole files per worker so that a file's runs are made once):
 # most of a test is a `leaf_fastai` process starting up (imports on one core), so two side by side take the time of one

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_app.ipynb #a0d59154
 from __future__ import annotations
-import os, io, html, base64, socket, threading
+import os, sys, io, html, base64, socket, threading
 from pathlib import Path
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
@@ -16,7 +16,7 @@ from .predict import load_run, predict_probs, pick_engine, top_k, check_tta
 if 'GRADIO_ANALYTICS_ENABLED' not in os.environ: os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # read when gradio is imported: no usage reports, no version check
 
 # %% auto #0
-__all__ = ['check_photo', 'species_accuracy', 'LeafPage', 'build_page', 'serve', 'app']
+__all__ = ['check_photo', 'species_accuracy', 'LeafPage', 'build_page', 'reach_note', 'serve', 'app']
 
 # %% ../nbs/13_app.ipynb #659750ad
 _modes = dict(CMYK='CMYK, converted to RGB', RGBA='RGBA, transparency dropped', LA='grayscale with transparency, used as RGB',
@@ -106,9 +106,18 @@ def build_page(page:LeafPage):
     return demo
 
 # %% ../nbs/13_app.ipynb #28d84080
+def reach_note(host) -> str|None:
+    "What to tell the user who serves on `host`: `None` for this machine only (127.x.x.x, ::1, localhost), else that anyone who reaches it can use the page"
+    import ipaddress
+    try: local = host=='localhost' or ipaddress.ip_address(host).is_loopback
+    except ValueError: local = False  # a host name: it may stand for any address
+    return None if local else (f"note: serving on {host}: anyone who can reach this address can use the page and the model, without a password. "
+                               "Use --host 127.0.0.1 to keep it to this machine.")
+
 def serve(page:LeafPage, host='127.0.0.1', port=7860, block=True):
     "Serve `page` at `host:port`: until Ctrl-C if `block`, else in the background (returns the Gradio app; `.close()` stops it)"
     check_port(port, host)
+    if note:=reach_note(host): print(note, file=sys.stderr, flush=True)
     demo = build_page(page)
     print(f"leaf_fastai app: http://{host}:{port}  (Ctrl-C to stop)", flush=True)
     demo.launch(server_name=host, server_port=port, share=False, inline=False, ssr_mode=False, quiet=True, footer_links=[],

@@ -18,8 +18,8 @@ from fastai.vision.all import Callback, num_distrib
 
 # %% auto #0
 __all__ = ['tail_each', 'short_tail_steps', 'time_tail', 'image_step', 'tail_rates', 'calibrate', 'plan_tail', 'cap_tail',
-           'plan_run', 'plan_views', 'describe', 'tail_steps', 'later_cut', 'FitBy', 'Schedule', 'views_that_fit',
-           'plan_schedule']
+           'plan_run', 'plan_views', 'describe', 'check_budget_left', 'tail_steps', 'later_cut', 'FitBy', 'Schedule',
+           'views_that_fit', 'plan_schedule']
 
 # %% ../nbs/05b_budget.ipynb #510582a1
 def _sync():
@@ -195,6 +195,20 @@ def describe(p) -> str:
     views = f" ({p.views} views of each image)" if p.get('views', 1)>1 else ''
     return (f"plan for --budget {_fmt(p.budget_s)}: set-up {p.setup_s:.0f} s, pass {p.pass_s:.0f} s{views}, head warm-up {p.head_s:.0f} s, "
             f"{tails}{p.tail_epochs} tail epochs of {p.tail_batches} batches{f' after {p.cut} groups' if p.get('cut') else ''} {p.tail_s:.0f} s, {img}validation and run folder {p.save_s:.0f} s: ends at ~{p.end_s:.0f} s")
+
+# %% ../nbs/05b_budget.ipynb #23ec45a4
+def check_budget_left(budget, # Seconds of the whole run (`--budget`)
+                      spent, # Seconds gone already
+                      what, # What they went to, for the message
+                      floor=0., # Seconds the pass will take at least (`0`: unknown yet)
+                      margin=0.02, # As `plan_run`'s
+                     ):
+    "Refuse `budget` where `spent` and the pass's `floor` leave no time before the pass, the head and validation even begin"
+    if spent+floor < budget*(1-margin): return
+    need = spent+2*floor
+    raise LeafOptionError(f"--budget {_fmt(budget)} is too small for this run: {spent:.0f} s are spent already ({what})"
+        + (f", and the pass over the images will take at least {floor:.0f} s more (the image check read them once in that time)" if floor else '')
+        + f", before any training. Use --budget {max(1, math.ceil(need*1.5/60))}m or more, or fewer images (--warmup-frac) or a smaller --size.")
 
 # %% ../nbs/05b_budget.ipynb #fa939348
 short_tail_steps = 800  # a tail planned shorter than this (at the default cut) is cut one group later, where its steps cost a fifth (B1, 5 minutes: 472 planned steps at cut 6 lost to cut 7)

@@ -8,8 +8,9 @@ import os, sys, json, tempfile, contextlib
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['LeafError', 'LeafDataError', 'LeafWeightsError', 'LeafRunError', 'LeafOptionError', 'check_opt', 'show_bars',
-           'progress', 'process_start', 'atomic_path', 'atomic_write', 'write_json', 'save_figure', 'check_output']
+__all__ = ['LeafError', 'LeafDataError', 'LeafWeightsError', 'LeafRunError', 'LeafOptionError', 'LeafInterrupted', 'check_opt',
+           'show_bars', 'progress', 'process_start', 'atomic_path', 'atomic_write', 'write_json', 'save_figure',
+           'check_output']
 
 # %% ../nbs/00_core.ipynb #be1fa7ce
 class LeafError(Exception):
@@ -18,6 +19,7 @@ class LeafDataError(LeafError): "Bad or missing training/test data"
 class LeafWeightsError(LeafError): "Pretrained weights missing or not matching the architecture"
 class LeafRunError(LeafError): "A run directory or model file that can't be used"
 class LeafOptionError(LeafError): "An option whose value cannot work"
+class LeafInterrupted(LeafRunError): "Stopped by Ctrl-C or SIGTERM once it had a checkpoint: the message says how to continue"
 
 # %% ../nbs/00_core.ipynb #a974ced5
 def _err(f, *args, **kwargs):

@@ -39,9 +39,12 @@ def cv(data:str=None, # Folder with train.csv and the images (or a folder per sp
     for i,k in enumerate(todo):
         if budget: kwargs['budget'] = f"{(deadline-(time.time() if i else started))/(len(todo)-i):.1f}s"  # what is left, shared by the folds to come
         try: _fold(rd, data, n_folds, k, started if i==0 else None, kwargs)
-        except BaseException:
-            if k==0 and not resume and not (rd/'fold0').exists(): rd.unclaim()  # refused or stopped before its first fold began: nothing claimed
-            else: rd.unlock()
+        except BaseException as e:
+            if k==0 and not resume and not (rd/'fold0').exists(): rd.unclaim(); raise  # refused or stopped before its first fold began: nothing claimed
+            rd.unlock()
+            if isinstance(e, (KeyboardInterrupt, LeafInterrupted)):  # the fold's own advice (`train --resume foldK`) would finish one fold, not the cross-validation
+                raise LeafInterrupted(f"Interrupted in fold {k+1} of {n_folds} ({rd/f'fold{k}'}); the finished folds are kept. "
+                                      f"continue with: leaf_fastai cv --resume {rd.path}") from None
             raise
     return _oof(rd, n_folds)
 

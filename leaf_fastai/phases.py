@@ -77,7 +77,7 @@ def stops_resumably(rd):
     try: yield
     except KeyboardInterrupt:
         rd.unlock()
-        raise LeafRunError(f"Interrupted. The last finished epoch is saved in {rd.checkpoint('last')}; "
+        raise LeafInterrupted(f"Interrupted. The last finished epoch is saved in {rd.checkpoint('last')}; "
                            f"continue with: leaf_fastai train --resume {rd.path}") from None
 
 # %% ../nbs/05c_phases.ipynb #2d19d76b

@@ -81,3 +81,28 @@ def test_port_in_use(mini_run):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); s.listen()
         fails_with(cli('app', '--run', out, '--port', s.getsockname()[1]), 'is in use', '--port')
+
+def _call(url, files):
+    "`classify` through Gradio's HTTP API as any client can call it (no browser): the HTML it returns, or the error event's text"
+    import httpx
+    with httpx.Client(base_url=url, timeout=120) as c:
+        ev = c.post('gradio_api/call/classify', json={'data': [files]}).raise_for_status().json()['event_id']
+        text = c.get(f'gradio_api/call/classify/{ev}').text  # server-sent events, ending in `complete` or `error`
+    return text
+
+def test_page_refuses_a_file_on_the_server(served, tmp_path):
+    """A request naming a file on the server instead of uploading it (an image the run would recognise, outside Gradio's
+    upload folder) gets no species and no thumbnail: Gradio's upload-folder check protects the page, and this pins it.
+    The same image uploaded through the same route is classified: the refused request is well formed"""
+    url, _ = served
+    img = MINI/pd.read_csv(MINI/'test.csv').image[0]
+    secret = tmp_path/'secret.jpg'; secret.write_bytes(img.read_bytes())
+    meta = {'_type': 'gradio.FileData'}
+    import httpx
+    with httpx.Client(base_url=url, timeout=120) as c:
+        with open(img, 'rb') as f: up = c.post('gradio_api/upload', files={'files': (img.name, f, 'image/jpeg')}).raise_for_status().json()[0]
+    ok = _call(url, [{'path': up, 'orig_name': img.name, 'meta': meta}])
+    assert 'event: complete' in ok and 'leaf-top' in ok and 'data:image' in ok, ok[:500]  # uploaded: species and thumbnail
+    for path in (str(secret), str(img.resolve())):
+        res = _call(url, [{'path': path, 'orig_name': 'x.jpg', 'meta': meta}])
+        assert 'event: error' in res and 'leaf-top' not in res and 'data:image' not in res, res[:500]

@@ -11,6 +11,12 @@ def test_budget_too_small_is_refused(tmp_path):
     fails_with(r, '--budget 5 s is too small for this run', 'Use --budget')
     assert not (tmp_path/'r').exists()
 
+def test_budget_spent_before_the_model_is_refused_then(tmp_path):
+    "A budget the start-up alone uses up (a real process: importing torch, fastai and timm takes longer than 1 s) is refused before the image check and the model, not after calibrating it"
+    r = cli('train', '--data', MINI, '--size', 64, '--budget', '1s', '--out', tmp_path/'r', '--quiet', real=True)
+    fails_with(r, '--budget 1 s is too small for this run:', 's are spent already (start-up and reading the labels), before any training', 'Use --budget 1m')
+    assert not (tmp_path/'r').exists()
+
 def stopped_budget_run(tmp_path, args, reached, sig):
     """Start a budgeted `train` (stderr to a file), send `sig` once `reached(state)` holds; returns (run folder, exit code, stderr, state).
     No DataLoader worker: with one, each image epoch that FitBy shortens stalls ~6 s when its worker is shut down, and a

@@ -62,6 +62,31 @@ def test_resume_after_stop_while_writing_the_model_in_tail(tmp_path):
     assert (phase(run), state(run)['epochs_done']) == ('tail', 2)
     rewritten_final_files(run, tmp_path)
 
+def test_cv_stopped_in_its_second_fold_resumes_to_the_same_folds(tmp_path):
+    """`cv --n-folds 3` stopped by SIGTERM to its process group as its second fold starts: it says to continue with `cv
+    --resume` (not the fold's `train --resume`); resumed, it keeps fold 1 and gives every fold the accuracy, and every
+    image the out-of-fold probabilities, of an uninterrupted `cv` with the same seed"""
+    args = ('--data', MINI, '--n-folds', 3, *TINY, '--seed', 3)
+    cli('cv', *args, '--out', tmp_path/'whole', check=True)
+    out = tmp_path/'cut'
+    with open(tmp_path/'stderr.txt', 'w') as log:
+        p = start('cv', *args, '--out', out, log=log, start_new_session=True)
+        reached = wait_until(lambda: (out/'fold1').exists(), p, poll=0.02)
+        rc = stop(p, signal.SIGTERM, group=True)
+    err = (tmp_path/'stderr.txt').read_text()
+    assert reached and rc == 2, (rc, err[-2000:])
+    assert f'Interrupted in fold 2 of 3' in err and f'continue with: leaf_fastai cv --resume {out}' in err, err[-2000:]
+    assert (out/'fold0'/'metrics.json').exists() and not (out/'fold1'/'metrics.json').exists() and not (out/'cv.json').exists()
+    fold0 = (out/'fold0'/'metrics.json').read_bytes()
+    r = cli('cv', '--resume', out, check=True)
+    assert 'folds done [0]' in r.stdout, r.stdout
+    assert (out/'fold0'/'metrics.json').read_bytes() == fold0  # kept, not trained again
+    whole, cut = (json.loads((d/'cv.json').read_text()) for d in (tmp_path/'whole', out))
+    assert cut['fold_acc'] == whole['fold_acc'] and cut['cv_acc'] == whole['cv_acc'], (cut, whole)
+    a, b = (pd.read_csv(d/'oof_probs.csv') for d in (tmp_path/'whole', out))
+    assert a.image.tolist() == b.image.tolist()
+    assert (a.drop(columns=['image', 'label']) - b.drop(columns=['image', 'label'])).abs().max().max() < 1e-6
+
 # ---------------------------------------------------------------- a start that fails claims nothing
 
 def test_failed_starts_leave_no_claim(tmp_path):
