@@ -8,6 +8,7 @@ whole (start-up, imports and run folder included). Its model is then loaded as `
 
     python bench/rapid3.py --budget 15m --tag v2t2 --train-args '--views 2 --tails 2'
     python bench/rapid3.py --budget 10m                      # the plan's own choice of views and tails
+    python bench/rapid3.py --budget none                     # the default run, no budget
 
 Results go to bench/results/rapid3_<budget>[_tag].json. Run one at a time on a quiet machine.
 """
@@ -42,13 +43,13 @@ def score(run):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--budget', default='15m'); p.add_argument('--train-args', default=''); p.add_argument('--tag', default='')
+    p.add_argument('--budget', default='15m', help="e.g. 5m, 15m; 'none': the default run, without --budget"); p.add_argument('--train-args', default=''); p.add_argument('--tag', default='')
     p.add_argument('--score-only', action='store_true', help='score the run folder of an earlier run of this side again')
     a = p.parse_args()
-    name = f"rapid3_{a.budget}{'_'+a.tag if a.tag else ''}"
+    name = f"rapid3_{'default' if a.budget=='none' else a.budget}{'_'+a.tag if a.tag else ''}"
     out = HERE/'work'/name
     cmd = [str(Path(sys.executable).parent/'leaf_fastai'), 'train', '--data', str(DATA), '--split-file', str(split_file()), '--out', str(out),
-           '--overwrite', '--quiet', '--budget', a.budget, *shlex.split(a.train_args)]
+           '--overwrite', '--quiet', *([] if a.budget=='none' else ['--budget', a.budget]), *shlex.split(a.train_args)]
     res = dict(command='python bench/rapid3.py ' + ' '.join(map(shlex.quote, sys.argv[1:])), date=time.strftime('%Y-%m-%d %H:%M'),
                machine=platform.processor() or platform.machine(), train=' '.join(['leaf_fastai']+[os.path.relpath(a, HERE.parent) if a.startswith('/') else a for a in cmd[1:]]))
     if not a.score_only:

@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from .core import *
 from .options import check_port
 from .rundir import RunDir
-from .data import read_image, image_pages, above
+from .data import read_image, image_pages, above, per_class
 from .predict import load_run, predict_probs, pick_engine, top_k, check_tta
 if 'GRADIO_ANALYTICS_ENABLED' not in os.environ: os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # read when gradio is imported: no usage reports, no version check
 
@@ -43,11 +43,9 @@ def check_photo(f, # Image file
 
 # %% ../nbs/13_app.ipynb #d9c2fa74
 def species_accuracy(run) -> pd.DataFrame:
-    "Per species: validation images, correct predictions and accuracy of the run"
+    "Per species of the run: validation images `n`, correct predictions `right` and accuracy `acc` (`per_class` of `valid_probs.csv`)"
     v = RunDir(run).valid_probs()
-    classes = [c for c in v.columns if c not in ('image','label')]
-    right = v[classes].idxmax(axis=1)==v.label
-    return right.groupby(v.label).agg(['size','sum','mean']).set_axis(['n','right','acc'], axis=1).reindex(classes, fill_value=0)
+    return per_class(v, [c for c in v.columns if c not in ('image','label')])
 
 # %% ../nbs/13_app.ipynb #343c6ea9
 def _thumb(f, px=96):
@@ -87,8 +85,9 @@ class LeafPage:
         if problem: return f"<div class='leaf-card leaf-error' data-file='{name}' style='color:#a00'><b>{name}</b>: cannot be classified: {html.escape(problem)}.</div>"
         best = self.species.loc[top[0][0]]
         rows = ''.join(f"<tr><td class='species'>{html.escape(c)}</td><td class='prob'>{p:.3f}</td></tr>" for c,p in top)
-        trust = (f"On its validation images of <i>{html.escape(top[0][0])}</i> this run was right {int(best.right)} of {int(best.n)} times ({best.acc:.0%}); "
-                 f"{self.valid_acc:.1%} over all {self.n_valid}.")
+        sp = html.escape(top[0][0])
+        trust = (f"On its validation images of <i>{sp}</i> this run was right {int(best.right)} of {int(best.n)} times ({best.acc:.0%}); " if best.n else
+                 f"This run had no validation image of <i>{sp}</i>; ") + f"{self.valid_acc:.1%} over all {self.n_valid}."
         return (f"<div class='leaf-card' data-file='{name}'><img src='{_thumb(f)}' alt='{name}' style='float:left;margin-right:12px'>"
                 f"<b>{name}</b>{f' <small>({html.escape(note)})</small>' if note else ''}"
                 f"<table class='leaf-top'><tr><th>species</th><th>probability</th></tr>{rows}</table>"

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from .core import *
 from .options import *
-from .rundir import RunDir
+from .rundir import RunDir, as_rundir
 
 # %% auto #0
 __all__ = ['plot_suffixes', 'command_checks', 'check_train_values', 'check_train', 'check_run', 'check_predict', 'check_ensemble',
@@ -68,7 +68,7 @@ def check_train(**o) -> Options:
 def check_run(run, need=('model.json',), what="Which model?") -> RunDir:
     "The finished run folder `run` (one of the files `need` in it), or a `LeafOptionError`/`LeafRunError` that says what to pass"
     check_opt(run is not None, f"{what} Pass --run DIR, the --out folder of `leaf_fastai train`.")
-    rd = RunDir(run)
+    rd = as_rundir(run)
     if not any(rd.exists(f) for f in need): raise LeafRunError(f"{rd.path} is not a leaf_fastai run folder: {' or '.join(need)} is missing. Pass the --out folder of a finished `leaf_fastai train`.")
     return rd
 

@@ -15,7 +15,7 @@ from .checks import command_checks  # light too: every refusal that needs only t
 __all__ = ['commands', 'usage', 'main']
 
 # %% ../nbs/11_cli.ipynb #9973df99
-commands = dict(train='train', cv='cv', stats='data', predict='predict', ensemble='ensemble', report='report', export='export', app='app')  # command: module
+commands = dict(train='train', cv='cv', stats='stats', predict='predict', ensemble='ensemble', report='report', export='export', app='app')  # command: module
 usage = """usage: leaf_fastai {train,cv,stats,predict,ensemble,report,export,app} [options]   (leaf_fastai COMMAND --help for options)
 
   train     fine-tune a timm model on a train.csv folder; writes a run folder

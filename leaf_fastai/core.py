@@ -9,8 +9,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['LeafError', 'LeafDataError', 'LeafWeightsError', 'LeafRunError', 'LeafOptionError', 'LeafInterrupted', 'check_opt',
-           'show_bars', 'progress', 'process_start', 'atomic_path', 'atomic_write', 'write_json', 'save_figure',
-           'check_output']
+           'show_bars', 'progress', 'sha256_file', 'process_start', 'atomic_path', 'atomic_write', 'write_json',
+           'save_figure', 'check_output']
 
 # %% ../nbs/00_core.ipynb #be1fa7ce
 class LeafError(Exception):
@@ -45,6 +45,11 @@ def progress(it, display=True, **kwargs):
     return progress_bar(it, display=True, **kwargs) if display and show_bars() else it
 
 # %% ../nbs/00_core.ipynb #59b0e846
+def sha256_file(f) -> str:
+    "Hex SHA-256 of the file `f`: what a run folder records of its checkpoints and weights, to know them again"
+    import hashlib
+    return hashlib.sha256(Path(f).read_bytes()).hexdigest()
+
 def process_start() -> float:
     "When this process started, on `time.time()`'s clock (Linux `/proc`); now where that cannot be read. The CLI passes it to commands that take `started`, so that a `--budget` counts the start-up too"
     import time

@@ -19,7 +19,7 @@ from .options import read_csv, check_folds, check_valid_pct
 __all__ = ['tta_views', 'check_files_exist', 'check_lookalikes', 'read_labels', 'read_folder', 'read_leaves', 'read_image',
            'above', 'image_pages', 'LeafImage', 'check_images', 'kfold_ids', 'split_leaves', 'read_table', 'save_split',
            'load_split', 'fingerprint', 'leaf_tfms', 'default_workers', 'leaf_dls', 'read_test', 'test_items',
-           'leaf_stats', 'plot_class_counts', 'per_class_accuracy', 'probs_accuracy', 'stats']
+           'per_class', 'per_class_accuracy', 'probs_accuracy']
 
 # %% ../nbs/01_data.ipynb #9b7020e1
 def _check_duplicates(df, csv, image_col, label_col):
@@ -293,77 +293,19 @@ def test_items(path, files=None, csv='test.csv', image_col='image', outside_ok=F
         return [Path(f) for f in files]
     return [Path(path)/f for f in read_test(path, csv, image_col, outside_ok).image]
 
-# %% ../nbs/01_data.ipynb #e29a9b77
-def _header(f):
-    "Size (upright, as `read_image` turns it) and mode of image `f`, from its header"
-    with Image.open(f) as im:
-        (w,h),turned = im.size, im.getexif().get(0x0112, 1) in (5,6,7,8)
-        return ((h,w) if turned else (w,h)), im.mode
-
-def leaf_stats(path, csv='train.csv', image_col='image', label_col='label', n_top=10, lookalike_ok=False, outside_ok=False) -> dict:
-    "Dataset statistics of the leaf data under `path`"
-    path = Path(path)
-    df = read_leaves(path, csv, image_col, label_col, lookalike_ok, outside_ok)
-    counts = df.label.value_counts()
-    files = list(df.image)
-    tdf = read_test(path, outside_ok=outside_ok) if (path/'test.csv').exists() else None
-    if tdf is not None: files += list(tdf.image)
-    heads = [_header(path/f) for f in progress(files, leave=False)]
-    sizes = pd.Series([f"{w}x{h}" for (w,h),_ in heads]).value_counts()
-    modes = pd.Series([m for _,m in heads]).value_counts()
-    return dict(n_train=len(df), n_test=0 if tdf is None else len(tdf), n_classes=len(counts),
-                per_class=dict(mean=round(counts.mean(),2), std=round(counts.std(),2), min=int(counts.min()), max=int(counts.max())),
-                top=counts.head(n_top).to_dict(), bottom=counts.tail(n_top).to_dict(),
-                sizes=sizes.head(5).to_dict(), modes=modes.to_dict(), counts=counts)
-
-# %% ../nbs/01_data.ipynb #7a35f562
-def plot_class_counts(counts, fn=None, title='Images per species'):
-    "Bar chart of `counts` (a `value_counts` Series), saved atomically to `fn` if given"
-    import matplotlib.pyplot as plt
-    fig,ax = plt.subplots(figsize=(max(6, len(counts)*0.08), 4))
-    ax.bar(range(len(counts)), counts.values, color='seagreen')
-    ax.set_xlabel(f'species (sorted by count; {len(counts)} in all)'); ax.set_ylabel('images'); ax.set_title(title)
-    ax.axhline(counts.mean(), color='k', ls='--', lw=1, label=f'mean {counts.mean():.1f}'); ax.legend()
-    if len(counts)<=30: ax.set_xticks(range(len(counts)), counts.index, rotation=90, fontsize=7)
-    fig.tight_layout()
-    if fn: save_figure(fig, fn, dpi=100)
-    return fig
-
 # %% ../nbs/01_data.ipynb #bbf2cee8
-def per_class_accuracy(pdf, classes) -> pd.Series:
-    "Accuracy per true class from a probabilities table (`label` and one column per class), worst first"
+def per_class(pdf, classes) -> pd.DataFrame:
+    "For each class in `classes` (in that order), from a probabilities table (`label` and one column per class): its rows `n`, those predicted right `right`, and their accuracy `acc` (NaN without rows)"
     pred = np.array(classes)[pdf[list(classes)].values.argmax(1)]
-    return pd.Series(pred==pdf.label.values).groupby(pdf.label.values).mean().sort_values()
+    g = pd.Series(pred==pdf.label.values).groupby(pdf.label.values)
+    d = pd.DataFrame(dict(n=g.size(), right=g.sum().astype(int))).reindex(list(classes), fill_value=0)
+    return d.assign(acc=d.right/d.n.where(d.n>0))
+
+def per_class_accuracy(pdf, classes) -> pd.Series:
+    "Accuracy per true class from a probabilities table, worst first (classes without rows left out)"
+    return per_class(pdf, classes).acc.dropna().sort_values()
 
 def probs_accuracy(probs, labels, classes) -> float:
     "Accuracy of the most probable class in each row of `probs` (columns in `classes` order) against `labels`"
     probs = probs[list(classes)].values if isinstance(probs, pd.DataFrame) else np.asarray(probs)
     return float((np.array(classes)[probs.argmax(1)]==np.asarray(labels)).mean())
-
-# %% ../nbs/01_data.ipynb #47c08a7b
-_plot_suffixes = ('.png', '.pdf', '.svg', '.jpg')
-
-def stats(data:str=None, # Folder with train.csv (and test.csv) and the images
-          out:str='class_counts.png', # Plot of the class distribution (.png, .pdf, .svg or .jpg)
-          image_col:str='image', # Image column of train.csv
-          label_col:str='label', # Label column of train.csv
-          lookalike_labels:bool=False, # Keep labels that differ only by case, spaces or Unicode form (Acer, acer) as separate species
-          outside_data:bool=False, # Read images whose paths in the CSVs lead outside --data (.., absolute paths, links)
-         ) -> dict:
-    "Dataset statistics: images, species, the most and least frequent, images per species, image sizes and modes"
-    check_opt(data is not None, "Pass --data DIR, the folder holding train.csv and the images.")
-    out = Path(out)
-    check_opt(out.suffix.lower() in _plot_suffixes, f"--out {out}: name the plot file with one of {', '.join(_plot_suffixes)} (e.g. {out.with_suffix('.png')}).")
-    check_output(out, [Path(data)/'train.csv', Path(data)/'test.csv'])
-    st = leaf_stats(data, image_col=image_col, label_col=label_col, lookalike_ok=lookalike_labels, outside_ok=outside_data)
-    pc = st['per_class']
-    print(f"{st['n_train']} labelled images, {st['n_test']} test images, {st['n_classes']} species")
-    print(f"images per species: mean {pc['mean']}, std {pc['std']}, min {pc['min']}, max {pc['max']}")
-    for name in ('top','bottom'):
-        print(f"{'most' if name=='top' else 'least'} frequent:")
-        for k,v in st[name].items(): print(f"  {v:6d}  {k}")
-    print('image sizes: ' + ', '.join(f'{k} ({v})' for k,v in st['sizes'].items()))
-    print('image modes: ' + ', '.join(f'{k} ({v})' for k,v in st['modes'].items()))
-    plot_class_counts(st['counts'], out)
-    print(f"wrote {out}")
-    return st

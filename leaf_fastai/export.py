@@ -11,8 +11,8 @@ from torch import nn
 from timm.layers import set_layer_config
 from .core import *
 from .data import test_items
-from .rundir import RunDir
-from .predict import load_run, load_onnx, predict_probs, _infer_dls, _sha256
+from .rundir import RunDir, as_rundir
+from .predict import load_run, load_onnx, predict_probs, infer_dls
 
 # %% auto #0
 __all__ = ['LeafGraph', 'export_graph', 'valid_items', 'check_graph', 'export']
@@ -35,15 +35,15 @@ def export_graph(run, # Run folder written by `leaf_fastai train`
                 ) -> Path:
     "Write the run's model as a `LeafGraph` to the ONNX file `f`, with what identifies it (classes, size, the weights' SHA-256) in its metadata"
     import onnx
-    rd = RunDir(run)
-    with set_layer_config(exportable=True): learn = load_run(rd.path)  # timm's layers in their exportable form
+    rd = as_rundir(run)
+    with set_layer_config(exportable=True): learn = load_run(rd)  # timm's layers in their exportable form
     meta = learn.meta
     graph = LeafGraph(learn.model.eval(), meta['mean'], meta['std']).eval()
     x = torch.rand(2, 3, meta['size'], meta['size'])
     torch.onnx.export(graph, (x,), str(f), input_names=['image'], output_names=['logits','probs'], opset_version=opset,
                       dynamo=True, external_data=False, verbose=False, dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},))
     m = onnx.load(str(f))
-    info = dict(meta, weights_sha256=_sha256(rd/'model.safetensors'), input='image: float32 (batch,3,size,size), RGB in 0-1 (uint8/255); normalisation is inside')
+    info = dict(meta, weights_sha256=sha256_file(rd/'model.safetensors'), input='image: float32 (batch,3,size,size), RGB in 0-1 (uint8/255); normalisation is inside')
     onnx.helper.set_model_props(m, {'leaf_fastai': json.dumps(info)})
     m.doc_string = f"leaf_fastai {meta['arch']} at {meta['size']} px, {len(meta['classes'])} classes"
     onnx.checker.check_model(m)
@@ -53,7 +53,7 @@ def export_graph(run, # Run folder written by `leaf_fastai train`
 # %% ../nbs/12_export.ipynb #17a60168
 def valid_items(run) -> list:
     "Paths of the run's validation images (`split.csv` rows with `is_valid`, under the run's `--data`)"
-    rd = RunDir(run)
+    rd = as_rundir(run)
     sdf,data = rd.read_split(), Path(rd.read_json('config.json')['options']['data'])
     return test_items(None, [data/f for f in sdf[sdf.is_valid].image])
 
@@ -66,7 +66,7 @@ def check_graph(run, # Run folder
     items = valid_items(run) if items is None else items
     learn = load_run(run, bs=bs)
     pt = predict_probs(learn, items)
-    learn.dls,learn.model,learn.engine = _infer_dls(learn.meta, bs, normalize=False), load_onnx(run, f), 'onnx'  # the same learner, the graph as its model
+    learn.dls,learn.model,learn.engine = infer_dls(learn.meta, bs, normalize=False), load_onnx(run, f), 'onnx'  # the same learner, the graph as its model
     ox = predict_probs(learn, items)
     return float(abs(pt.values-ox.values).max())
 
@@ -87,12 +87,12 @@ def export(run:str=None, # Run folder written by `leaf_fastai train` (a `cv` fol
 _read_only = "export writes model.onnx into the run folder: make it writable, or copy the run folder (cp -r RUN COPY) and export the copy."
 
 def _export_one(rd, atol, opset) -> Path:
-    items = valid_items(rd.path)  # before any work: the images must be there
+    items = valid_items(rd)  # before any work: the images must be there
     rd.lock(fix=_read_only)
     try:
         with atomic_path(rd/'model.onnx') as tmp:
-            export_graph(rd.path, tmp, opset)
-            diff = check_graph(rd.path, tmp, items)
+            export_graph(rd, tmp, opset)
+            diff = check_graph(rd, tmp, items)
             if diff>atol: raise LeafRunError(f"{rd/'model.onnx'} not written: onnxruntime's probabilities differ from PyTorch's by up to {diff:.2e} on the run's {len(items)} validation images (allowed: --atol {atol:g}).")
     finally: rd.unlock()
     print(f"wrote {rd/'model.onnx'}: onnxruntime = PyTorch to {diff:.1e} (largest probability difference, {len(items)} validation images)")

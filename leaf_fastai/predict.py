@@ -18,14 +18,14 @@ from .data import *
 from .models import fold_bn
 from .warmup import tails_model
 from .callbacks import PlainTensors
-from .rundir import RunDir
+from .rundir import RunDir, as_rundir
 
 # %% auto #0
-__all__ = ['load_run', 'OnnxModel', 'load_onnx', 'pick_engine', 'TTAViews', 'predict_probs', 'top_k', 'write_submission',
-           'check_outputs', 'pages_note', 'predict']
+__all__ = ['infer_dls', 'load_run', 'OnnxModel', 'load_onnx', 'pick_engine', 'TTAViews', 'predict_probs', 'top_k',
+           'write_submission', 'check_outputs', 'pages_note', 'predict']
 
 # %% ../nbs/06_predict.ipynb #dee07112
-def _infer_dls(meta, bs=64, num_workers=None, normalize=True):
+def infer_dls(meta, bs=64, num_workers=None, normalize=True):
     "`DataLoaders` that only carry `meta`'s transforms and classes, for `test_dl` (batches in 0-1 without `normalize`)"
     classes = meta['classes']
     item_tfms,_ = leaf_tfms(meta['size'], 'none')  # the TTA views are made from the batch (`TTAViews`)
@@ -45,10 +45,9 @@ def load_run(run_dir, # Run folder written by `train`
     "Inference `Learner` of a run folder, from safetensors (or fastai's `export.pkl` with `trust_pickle`, or `model.onnx` with `engine='onnx'`)"
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-    rd = RunDir(run_dir)
-    check_run(rd.path)
+    rd = check_run(as_rundir(run_dir))
     meta = rd.read_meta()
-    if engine=='onnx': learn = Learner(_infer_dls(meta, bs, num_workers, normalize=False), load_onnx(rd.path))
+    if engine=='onnx': learn = Learner(infer_dls(meta, bs, num_workers, normalize=False), load_onnx(rd))
     elif trust_pickle and rd.exists('export.pkl'): learn = load_learner(rd/'export.pkl')
     else:
         f = rd/'model.safetensors'
@@ -58,7 +57,7 @@ def load_run(run_dir, # Run folder written by `train`
         try: model.load_state_dict(load_file(f), strict=True)
         except (SafetensorError, RuntimeError, OSError) as e:
             raise LeafRunError(f"{f} is damaged or does not match {rd/'model.json'} ({str(e).splitlines()[0][:160]}). Re-train or restore the run folder.") from None
-        learn = Learner(_infer_dls(meta, bs, num_workers), model, metrics=accuracy)
+        learn = Learner(infer_dls(meta, bs, num_workers), model, metrics=accuracy)
     learn.add_cb(PlainTensors())
     learn.meta,learn.engine = meta,engine
     return learn
@@ -77,14 +76,13 @@ class OnnxModel(nn.Module):
         if x.dtype==np.uint8: x = x.transpose(0,3,1,2).astype(np.float32)/255
         return self.session.run(['probs'], {'image': np.ascontiguousarray(x, dtype=np.float32)})[0]
 
-def _sha256(f): return hashlib.sha256(Path(f).read_bytes()).hexdigest()
 
 def load_onnx(run, # Run folder with `model.onnx` (`leaf_fastai export`)
               f=None, # The ONNX file (default: `run/model.onnx`)
               threads=None, # onnxruntime's threads (default: torch's)
              ) -> OnnxModel:
     "The run's `model.onnx` (or `f`) in an onnxruntime session, checked to be the export of the run's weights"
-    rd = RunDir(run); f = Path(f) if f else rd/'model.onnx'
+    rd = as_rundir(run); f = Path(f) if f else rd/'model.onnx'
     fix = f"Export it again: leaf_fastai export --run {rd.path} (or predict with --engine torch)."
     if not f.is_file(): raise LeafRunError(f"{f} is missing. Write it with: leaf_fastai export --run {rd.path} (or predict with --engine torch).")
     try: import onnxruntime as ort
@@ -94,7 +92,7 @@ def load_onnx(run, # Run folder with `model.onnx` (`leaf_fastai export`)
     try: sess = ort.InferenceSession(str(f), so, providers=['CPUExecutionProvider'])
     except Exception as e: raise LeafRunError(f"{f} is damaged or not an ONNX model ({str(e).splitlines()[0][:160]}). {fix}") from None
     info = json.loads(sess.get_modelmeta().custom_metadata_map.get('leaf_fastai', '{}'))
-    if info.get('weights_sha256')!=_sha256(rd/'model.safetensors'):
+    if info.get('weights_sha256')!=sha256_file(rd/'model.safetensors'):
         raise LeafRunError(f"{f} was not exported from this run's model.safetensors (the weights' SHA-256 differs). {fix}")
     return OnnxModel(sess, f)
 

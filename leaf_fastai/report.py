@@ -6,7 +6,7 @@
 from __future__ import annotations
 import os, sys
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from fastai.vision.all import ClassificationInterpretation
 from .core import *
@@ -15,21 +15,38 @@ from .rundir import RunDir
 from .predict import load_run
 
 # %% auto #0
-__all__ = ['valid_interp', 'check_out_folder', 'report']
+__all__ = ['ProbsInterpretation', 'valid_interp', 'check_out_folder', 'report']
 
 # %% ../nbs/10_report.ipynb #70451f6a
+class ProbsInterpretation(ClassificationInterpretation):
+    "fastai's `ClassificationInterpretation` of probabilities already computed (`probs`, targets `targs`, in `dl`'s order): its confusion matrix and most-confused pairs predict nothing; the top-losses plot runs the model on its few images only, and shows the stored probabilities"
+    def __init__(self, learn, dl, probs, targs):
+        self.preds,self.targs,self.decoded = probs,targs,probs.argmax(1)
+        super().__init__(learn, dl, -probs.gather(1, targs[:,None])[:,0].clamp_min(1e-12).log())  # each image's cross-entropy
+    def confusion_matrix(self):
+        x = torch.arange(len(self.vocab))
+        return ((self.decoded==x[:,None]) & (self.targs==x[:,None,None])).long().sum(2).numpy()
+    def __getitem__(self, idxs):
+        idxs = idxs.tolist() if isinstance(idxs, torch.Tensor) else list(idxs) if isinstance(idxs, (list, tuple, range)) else [idxs]
+        inps,_,targs,_,losses = super().__getitem__(idxs)
+        return inps, self.preds[idxs], targs, self.decoded[idxs], losses
+
 def valid_interp(run_dir, data, trust_pickle=False) -> ClassificationInterpretation:
-    "fastai's `ClassificationInterpretation` of the run's validation images"
+    "`ProbsInterpretation` of the run's validation images, from the probabilities the run wrote (`valid_probs.csv`): the validation set is not predicted again"
     rd = RunDir(run_dir)
-    learn = load_run(rd.path, trust_pickle)
+    learn = load_run(rd, trust_pickle)
     sdf = rd.read_split()
     check_files_exist(sdf[sdf.is_valid], Path(data), rd/'split.csv', outside_ok=True)  # a validation image deleted since: named, before any work
     m = learn.meta
     dls = leaf_dls(data, sdf, m['size'], 64, 'none', m['mean'], m['std'], num_workers=0)
     if list(map(str, dls.vocab))!=m['classes']: raise LeafRunError(f"The classes in {data} differ from those {rd.path} was trained on; pass the run's own --data.")
     learn.dls = dls
-    if not show_bars(): learn.remove_cb(learn.progress)  # the interpretation predicts again for each plot: no bar fragments in a file or pipe
-    with learn.no_bar(): return ClassificationInterpretation.from_learner(learn)
+    if not show_bars(): learn.remove_cb(learn.progress)  # the top-losses images are predicted: no bar fragments in a file or pipe
+    pdf,v = rd.read_table('valid_probs.csv'),sdf[sdf.is_valid]
+    if pdf.image.tolist()!=v.image.tolist(): raise LeafRunError(f"{rd/'valid_probs.csv'} does not list the validation images of {rd/'split.csv'} in their order: the run folder was edited. Restore it, or train the run again.")
+    idx = {c:i for i,c in enumerate(m['classes'])}
+    probs,targs = torch.tensor(pdf[m['classes']].values, dtype=torch.float32),torch.tensor(v.label.map(idx).values)
+    return ProbsInterpretation(learn, dls.valid.new(shuffle=False, drop_last=False), probs, targs)
 
 # %% ../nbs/10_report.ipynb #fa7587f7
 def _relabelled(rd, data) -> int:

@@ -10,7 +10,7 @@ from fastcore.basics import patch
 from .core import *
 
 # %% auto #0
-__all__ = ['RunDir', 'model_meta']
+__all__ = ['RunDir', 'as_rundir', 'model_meta']
 
 # %% ../nbs/04_rundir.ipynb #5860ef1e
 _markers = 'config.json', 'schedule.json', 'state.json', 'model.json', 'checkpoints', 'cv.json'
@@ -42,6 +42,10 @@ class RunDir:
     def write_table(self, name, df):
         if not self.writer: return
         with atomic_path(self.path/name) as tmp: df.to_csv(tmp, index=False)
+
+def as_rundir(run) -> RunDir:
+    "`run` if it is a `RunDir`, else the `RunDir` at the path `run`: a function that takes a run folder takes either, so that one command works on one `RunDir` (its lock, its state)"
+    return run if isinstance(run, RunDir) else RunDir(run)
 
 # %% ../nbs/04_rundir.ipynb #baa85209
 def _open_lock(f:Path):
@@ -123,8 +127,6 @@ def unclaim(self:RunDir):
         with contextlib.suppress(OSError): self.path.rmdir()  # the folder this run made, if nothing else is in it
 
 # %% ../nbs/04_rundir.ipynb #b09928d0
-def _sha256(f): return hashlib.sha256(Path(f).read_bytes()).hexdigest()
-
 @patch
 def checkpoint(self:RunDir, name) -> Path: return self.path/'checkpoints'/f'{name}.pth'
 
@@ -140,7 +142,7 @@ def save_checkpoint(self:RunDir, learn, name, with_opt=False, **state):
     if not self.writer: return
     from fastai.learner import save_model
     with atomic_path(self.checkpoint(name)) as tmp: save_model(tmp, learn.model, getattr(learn, 'opt', None), with_opt)
-    self.update_state(**state, checkpoints={**self.state.get('checkpoints', {}), name:_sha256(self.checkpoint(name))})
+    self.update_state(**state, checkpoints={**self.state.get('checkpoints', {}), name:sha256_file(self.checkpoint(name))})
 
 @patch
 def has_checkpoint(self:RunDir, name) -> bool: return name in self.state.get('checkpoints', {})
@@ -149,7 +151,7 @@ def has_checkpoint(self:RunDir, name) -> bool: return name in self.state.get('ch
 def verify_checkpoint(self:RunDir, name) -> Path:
     "Path of checkpoint `name` if it is the file this run wrote, else a `LeafRunError`"
     f,want = self.checkpoint(name), self.state.get('checkpoints', {}).get(name)
-    if want is None or not f.is_file() or f.is_symlink() or _sha256(f)!=want:
+    if want is None or not f.is_file() or f.is_symlink() or sha256_file(f)!=want:
         raise LeafRunError(f"{f} is not the checkpoint this run wrote (missing, replaced or changed: its SHA-256 differs from state.json), so it is not loaded. Start the run again with --overwrite.")
     return f
 

@@ -161,14 +161,4 @@ def _init_distrib():
     "Under `torchrun`/`accelerate launch` (WORLD_SIZE>1): pick this process's GPU and join the process group before anything gathers"
     if num_distrib()<=1 or torch.distributed.is_initialized(): return
     if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    else: _cpu_ddp()
-    torch.distributed.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
-
-def _cpu_ddp():
-    "Two lines fastai's data-parallel path lacks on CPU (gloo): broadcast CPU tensors, and find the wrapped model's device"
-    from fastai.distributed import DistributedDL, DistributedTrainer  # needs the accelerate package
-    def _broadcast(self, t, rank):
-        t = torch.LongTensor(t); torch.distributed.broadcast(t, rank); return t.tolist()
-    def _wrap_dl(self, dl):
-        return dl if isinstance(dl, DistributedDL) else DistributedDL(dl, device=next(self.learn.model.parameters()).device)
-    DistributedDL._broadcast,DistributedTrainer._wrap_dl = _broadcast,_wrap_dl
+    torch.distributed.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')  # on CPU the fits use `cpu_distrib` (05c_phases)
