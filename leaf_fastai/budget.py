@@ -19,7 +19,7 @@ from fastai.vision.all import Callback, num_distrib
 # %% auto #0
 __all__ = ['tail_each', 'short_tail_steps', 'time_tail', 'image_step', 'tail_rates', 'calibrate', 'plan_tail', 'cap_tail',
            'plan_run', 'plan_views', 'describe', 'check_budget_left', 'tail_steps', 'later_cut', 'FitBy', 'Schedule',
-           'views_that_fit', 'plan_schedule']
+           'n_cached', 'views_that_fit', 'plan_schedule']
 
 # %% ../nbs/05b_budget.ipynb #510582a1
 def _sync():
@@ -263,7 +263,7 @@ class Schedule:
         return cls(**rd.read_json("schedule.json"))
 
 # %% ../nbs/05b_budget.ipynb #0bdc114d
-def _n_cached(o, sdf) -> int:
+def n_cached(o, sdf) -> int:
     "Training images the warm-up's pass caches (a stratified `warmup_frac` of them)"
     return len(subsample(sdf[~sdf.is_valid], o.warmup_frac, o.seed)) if o.warmup_frac<1 else int((~sdf.is_valid).sum())
 
@@ -289,8 +289,8 @@ def _budget(learn, o, sdf, started) -> tuple:
     "`(cut, plan)`: the machine measured on a few batches and the run planned within `o.budget_s`; with the default cut, a short tail is cut one group later (`later_cut`)"
     body,cut = learn.model[0].model,o.cut or 6
     rates = calibrate(learn, split_trunk(body, cut), o.tail_bs, image_bs=o.bs, frozen_groups=o.frozen_groups)
-    vmax = 8 if o.cache=='disk' or o.views else views_that_fit(learn, cut, o.size, _n_cached(o, sdf))  # measured only where the plan chooses the views
-    plan = lambda r: plan_run(o.budget_s, time.time()-started, r, _n_cached(o, sdf), int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs,
+    vmax = 8 if o.cache=='disk' or o.views else views_that_fit(learn, cut, o.size, n_cached(o, sdf))  # measured only where the plan chooses the views
+    plan = lambda r: plan_run(o.budget_s, time.time()-started, r, n_cached(o, sdf), int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs,
                               tail_cap=o.tail_cap, image_bs=o.bs, tails=o.tails, **({} if o.views else dict(most_views=vmax)))
     p = plan(rates)
     split = split_trunk(body, cut+1) if o.cut is None and later_cut(p) else None
@@ -311,8 +311,8 @@ def plan_schedule(learn, # The run's `Learner` (`leaf_learner`), before its warm
     cut = o.cut or 6
     ok = o.warmup=='features' and o.pretrained!='none' and num_distrib()<=1 and split_trunk(learn.model[0].model, cut) is not None
     if ok and (o.views or 1)>1 and o.cache=='memory':
-        fit = views_that_fit(learn, cut, o.size, _n_cached(o, sdf))
-        check_opt(o.views<=fit, f"--views {o.views} of {_n_cached(o, sdf)} images would need more than half the memory available now (room for {fit}): use --views {max(1, fit)}, or --cache disk.")
+        fit = views_that_fit(learn, cut, o.size, n_cached(o, sdf))
+        check_opt(o.views<=fit, f"--views {o.views} of {n_cached(o, sdf)} images would need more than half the memory available now (room for {fit}): use --views {max(1, fit)}, or --cache disk.")
     if o.budget_s:
         check_opt(ok, f"--budget needs a model whose trunk can be cached: {o.arch} does not split after {cut} parameter groups (try --cut).")
         cut,p = _budget(learn, o, sdf, started)
@@ -322,7 +322,7 @@ def plan_schedule(learn, # The run's `Learner` (`leaf_learner`), before its warm
     if tail and not ok:
         print(f"note: no tail epochs on a cached trunk ({o.arch}, --cut {cut}, --warmup {o.warmup}); training {max(epochs,1)} epoch(s) on the images instead.")
         tail,epochs = 0,max(epochs, 1)
-    n = _n_cached(o, sdf)
+    n = n_cached(o, sdf)
     steps = tail*(n//min(o.tail_bs, n))
     if 0<steps<tail_min_steps:
         print(f"note: {tail} tail epochs of {steps//tail} batches ({steps} steps) are too few to beat the warmed-up head (fewer than {tail_min_steps} did not); skipping them. "

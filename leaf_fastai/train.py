@@ -17,7 +17,7 @@ from .models import *
 from .callbacks import *
 from .rundir import RunDir
 from .checks import check_train
-from .budget import Schedule, plan_schedule, check_budget_left, _n_cached
+from .budget import Schedule, plan_schedule, check_budget_left, n_cached
 from .phases import Run, versions, quiet_lines, warm_up, fit_tail, fit_images, images_left, save_run, assemble_tails, stops_resumably
 
 # %% ../nbs/07_train.ipynb #bebff10d
@@ -122,7 +122,7 @@ def _fit_run(o, rd, started, sched=None, state=None) -> Learner:
     if o.check:
         t = time.time(); check_images(o.data, sdf.image, quiet)
         if o.budget_s and not state:  # the check read every image once: the pass, which reads them again, takes at least that long over its workers
-            check_budget_left(o.budget_s, time.time()-started, 'start-up and the image check', (time.time()-t)*_n_cached(o, sdf)/len(sdf)/max(1, min(os.cpu_count() or 1, o.num_workers or 1)))
+            check_budget_left(o.budget_s, time.time()-started, 'start-up and the image check', (time.time()-t)*n_cached(o, sdf)/len(sdf)/max(1, min(os.cpu_count() or 1, o.num_workers or 1)))
     w = find_weights(o.arch, o.weights, o.pretrained)
     learn = _learner(o, sdf, w, rd, quiet)
     if state:

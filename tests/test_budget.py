@@ -39,6 +39,7 @@ def test_budget_run_resumes_its_plan(tmp_path):
     assert st['epochs_done'] == 1 and n >= 2, st  # stopped in the second planned epoch
     r = cli('train', '--resume', out, '--quiet', check=True)
     assert 'plan for --budget' not in r.stdout and 'tail:' not in r.stdout, r.stdout
+    assert 'note: resuming a --budget 30s run: what it had planned runs as planned' in r.stdout, r.stdout  # says what it does with the clock
     h = pd.read_csv(out/'history.csv')
     assert h[h.phase == 'tail'].epoch.tolist() == list(range(n))
     assert state(out)['tail_plan'] == [n, nb]
