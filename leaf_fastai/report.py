@@ -66,9 +66,6 @@ def check_out_folder(out:Path, default=False):
     if not os.access(d, os.W_OK): raise LeafOptionError(f"{where} cannot be written ({'read-only' if d==out else f'{d} is read-only'}); {fix}.")
     return out
 
-def _save(fig, fn):
-    with atomic_path(fn) as tmp: fig.savefig(tmp, dpi=90, bbox_inches='tight')
-    plt.close(fig)
 
 def report(run:str=None, # Run folder written by `leaf_fastai train`
            data:str=None, # The data folder the run was trained on
@@ -91,9 +88,9 @@ def report(run:str=None, # Run folder written by `leaf_fastai train`
         interp = valid_interp(rd.path, data, trust_pickle)
         res['most_confused'] = interp.most_confused(min_val=1)[:n_worst]
         interp.plot_confusion_matrix(figsize=(max(6, len(classes)*0.12),)*2, dpi=60)
-        _save(plt.gcf(), out/'confusion_matrix.png')
+        save_figure(plt.gcf(), out/'confusion_matrix.png', bbox_inches='tight')
         interp.plot_top_losses(n_losses, nrows=int(np.ceil(np.sqrt(n_losses))))
-        _save(plt.gcf(), out/'top_losses.png')
+        save_figure(plt.gcf(), out/'top_losses.png', bbox_inches='tight')
     with atomic_path(out/'per_class_accuracy.csv') as tmp: per_class.rename('accuracy').rename_axis('label').to_csv(tmp)
     print(f"validation accuracy {probs_accuracy(pdf, pdf.label, classes):.4f} on {len(pdf)} images")
     print(f"weakest species:\n{per_class.head(n_worst).to_string(float_format='%.3f')}")
