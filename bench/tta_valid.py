@@ -6,7 +6,7 @@ larger size: FixRes), on the run's own validation images (the B1 split when run 
 import argparse, json, sys, time
 from pathlib import Path
 from leaf_fastai.rundir import RunDir
-from leaf_fastai.predict import load_run, predict_probs
+from leaf_fastai.predict import load_run, predict_probs, infer_dls
 from leaf_fastai.data import probs_accuracy, leaf_tfms
 
 HERE = Path(__file__).parent
@@ -22,7 +22,7 @@ def main():
     items, res = [Path(a.data)/f for f in v.image], []
     for size in ([int(s) for s in a.sizes.split(',')] if a.sizes else [None]):
         learn = load_run(rd.path)
-        if size: learn.meta['size'] = size; learn.dls = load_run.__globals__['_infer_dls'](learn.meta, 64, None)
+        if size: learn.meta['size'] = size; learn.dls = infer_dls(learn.meta, 64, None)
         for n in map(int, a.tta.split(',')):
             t0 = time.time(); probs = predict_probs(learn, items, n); s = time.time()-t0
             r = dict(size=size or learn.meta['size'], tta=n, valid_acc=round(probs_accuracy(probs, v.label, learn.meta['classes']), 4), seconds=round(s, 1), n_images=len(items))
