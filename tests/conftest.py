@@ -69,16 +69,32 @@ def pytest_collection_modifyitems(config, items):
             if it.path.name == 'test_app.py': it.add_marker(pytest.mark.skip(reason=why))
 
 _runs = []  # (command, wall seconds) of every `leaf_fastai` run through `cli`, for the summary
+_from_workers = dict(runs=[], cpu=0., forked=0)  # under pytest-xdist: what each worker reported as it ended
+
+def pytest_sessionfinish(session):
+    "An xdist worker hands its `leaf_fastai` runs to the controller, which prints the summary"
+    if hasattr(session.config, 'workeroutput'):
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+        session.config.workeroutput['leaf_runs'] = dict(runs=[list(r) for r in _runs], cpu=ch.ru_utime+ch.ru_stime+sum(_cpu), forked=len(_cpu))
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    "The controller collects a worker's runs (pytest-xdist's hook)"
+    out = getattr(node, 'workeroutput', {}).get('leaf_runs')
+    if out:
+        _from_workers['runs'] += [tuple(r) for r in out['runs']]; _from_workers['cpu'] += out['cpu']; _from_workers['forked'] += out['forked']
 
 def pytest_terminal_summary(terminalreporter):
     skipped = terminalreporter.stats.get('skipped', [])
     if skipped: terminalreporter.write_line(f"\n{len(skipped)} TESTS SKIPPED: these behaviours were NOT checked ({SKIP_VAR}={os.environ.get(SKIP_VAR)})", red=True, bold=True)
-    if _runs:
-        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    runs, cpu, forked = _runs + _from_workers['runs'], _from_workers['cpu'], _from_workers['forked']
+    if _runs: cpu, forked = cpu + ch.ru_utime+ch.ru_stime+sum(_cpu), forked + len(_cpu)  # without xdist: this process ran them
+    if runs:
         by = {}
-        for c, t in _runs: by.setdefault(c, []).append(t)
-        terminalreporter.write_line(f"leaf_fastai runs: {len(_runs)} ({', '.join(f'{c} {len(ts)}' for c, ts in sorted(by.items(), key=lambda kv: -len(kv[1])))}); "
-                                    f"CPU time of all subprocesses {ch.ru_utime+ch.ru_stime+sum(_cpu):.0f} s ({len(_cpu)} forked from tests/zygote.py)")
+        for c, t in runs: by.setdefault(c, []).append(t)
+        terminalreporter.write_line(f"leaf_fastai runs: {len(runs)} ({', '.join(f'{c} {len(ts)}' for c, ts in sorted(by.items(), key=lambda kv: -len(kv[1])))}), "
+                                    f"{forked} of them forked from tests/zygote.py; CPU time of the runs {cpu:.0f} s")
 
 # ---------------------------------------------------------------- running the command
 
