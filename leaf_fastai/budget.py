@@ -17,9 +17,10 @@ from .callbacks import body_groups
 from fastai.vision.all import Callback, num_distrib
 
 # %% auto #0
-__all__ = ['tail_each', 'short_tail_steps', 'time_tail', 'image_step', 'tail_rates', 'calibrate', 'plan_tail', 'cap_tail',
-           'plan_run', 'plan_views', 'describe', 'check_budget_left', 'tail_steps', 'later_cut', 'FitBy', 'Schedule',
-           'n_cached', 'views_that_fit', 'plan_schedule']
+__all__ = ['tail_each', 'short_tail_steps', 'default_size', 'plan_sizes', 'time_tail', 'image_step', 'tail_rates', 'calibrate',
+           'plan_tail', 'cap_tail', 'plan_run', 'plan_views', 'describe', 'check_budget_left', 'tail_steps',
+           'later_cut', 'FitBy', 'Schedule', 'n_cached', 'views_that_fit', 'size_ok', 'scale_rates', 'plan_size',
+           'plan_schedule']
 
 # %% ../nbs/05b_budget.ipynb #510582a1
 def _sync():
@@ -246,7 +247,7 @@ class FitBy(Callback):
 # %% ../nbs/05b_budget.ipynb #82d9c559
 @dataclass(frozen=True)
 class Schedule:
-    "What a run decided before its warm-up, written once to `schedule.json` and read back by `--resume`: the groups cached as the trunk (`cut`, 0: no tail), tail epochs and batches (of each tail), epochs on the images, a budget's plan, the views cached and the tails"
+    "What a run decided before its warm-up, written once to `schedule.json` and read back by `--resume`: the groups cached as the trunk (`cut`, 0: no tail), tail epochs and batches (of each tail), epochs on the images, a budget's plan, the views cached, the tails and the image size"
     cut:int=0 # timm parameter groups cached as the trunk (0: no tail epochs)
     tail_epochs:int=0 # Tail epochs on the cached trunk (a budget re-plans them once the pass has run: see `state.json`'s `tail_plan`)
     tail_batches:int|None=None # Batches a tail epoch (`None`: a pass over the cache)
@@ -256,6 +257,7 @@ class Schedule:
     budget:dict|None=None # `plan_run`'s plan in seconds, with the rates it measured (`None`: no budget)
     views:int=1 # Fixed views of each training image the pass caches (`tta_views`)
     tails:int=1 # Tails trained from the pass, one after the other, and averaged (`Tails`)
+    size:int|None=None # Image size the run trains at: `--size`, or a budget's choice (`plan_size`); `None` in runs recorded before it was planned: `--size`
     def write(self, rd): rd.write_json('schedule.json', asdict(self))
     @classmethod
     def read(cls, rd):
@@ -267,10 +269,10 @@ def n_cached(o, sdf) -> int:
     "Training images the warm-up's pass caches (a stratified `warmup_frac` of them)"
     return len(subsample(sdf[~sdf.is_valid], o.warmup_frac, o.seed)) if o.warmup_frac<1 else int((~sdf.is_valid).sum())
 
-def _keep_images(o, image_epochs) -> bool:
+def _keep_images(o, image_epochs, size) -> bool:
     "Whether the warm-up's pass keeps the 8-bit images for the image epochs (`image_dls`): only where they are exactly what decoding would give"
     return (bool(image_epochs) and o.image_cache and o.warmup=='features' and o.pretrained!='none' and o.warmup_frac==1 and o.aug in ('flips','none')
-            and o.final_size in (None, o.size) and num_distrib()<=1)
+            and o.final_size in (None, size) and num_distrib()<=1)
 
 def _available_bytes() -> int:
     "Memory the system says is available now (`MemAvailable`; free pages where there is no `/proc/meminfo`)"
@@ -285,39 +287,90 @@ def views_that_fit(learn, cut, size, n, share=0.5, available=None) -> int:
     row = a.numel()*2 + next(m for m in learn.model[1] if isinstance(m, torch.nn.Linear)).in_features*4  # fp16 maps; fp32 features (the head's input)
     return int(min(8, share*(available or _available_bytes())//(row*n)))
 
-def _budget(learn, o, sdf, started) -> tuple:
-    "`(cut, plan)`: the machine measured on a few batches and the run planned within `o.budget_s`; with the default cut, a short tail is cut one group later (`later_cut`)"
+default_size = 128  # image size without --size, where no budget plans it
+plan_sizes = (128, 144, 160)  # image sizes a --budget chooses among where --size is not given (`plan_size`)
+
+def _measure(learn, o, sdf, size) -> AttrDict:
+    "What a budget plans from, measured on a few batches of `learn` (its images `size` px): `calibrate`'s rates at the default cut and the most views memory holds"
     body,cut = learn.model[0].model,o.cut or 6
     rates = calibrate(learn, split_trunk(body, cut), o.tail_bs, image_bs=o.bs, frozen_groups=o.frozen_groups)
-    vmax = 8 if o.cache=='disk' or o.views else views_that_fit(learn, cut, o.size, n_cached(o, sdf))  # measured only where the plan chooses the views
+    vmax = 8 if o.cache=='disk' or o.views else views_that_fit(learn, cut, size, n_cached(o, sdf))  # measured only where the plan chooses the views
+    return AttrDict(learn=learn, size=size, rates=rates, vmax=vmax)
+
+def _budget(m, o, sdf, started) -> tuple:
+    "`(plan, note)`: the run planned within `o.budget_s` from the measurements `m` (`_measure`); with the default cut, a short tail is cut one group later (`later_cut`)"
+    body,cut,rates = m.learn.model[0].model,o.cut or 6,m.rates
     plan = lambda r: plan_run(o.budget_s, time.time()-started, r, n_cached(o, sdf), int(sdf.is_valid.sum()), o.views, o.head_epochs, o.tail_bs,
-                              tail_cap=o.tail_cap, image_bs=o.bs, tails=o.tails, **({} if o.views else dict(most_views=vmax)))
-    p = plan(rates)
-    split = split_trunk(body, cut+1) if o.cut is None and later_cut(p) else None
+                              tail_cap=o.tail_cap, image_bs=o.bs, tails=o.tails, **({} if o.views else dict(most_views=m.vmax)))
+    p,note = plan(rates),None
+    split = split_trunk(body, cut+1) if o.cut is None and later_cut(p) and m.get('later', 0) is not None else None
     if split is not None:
-        r = AttrDict(rates, **tail_rates(learn, split, (o.size, o.size), o.tail_bs))
+        if 'later' not in m: m.later = AttrDict(rates, **tail_rates(m.learn, split, (m.size, m.size), o.tail_bs))  # measured once
+        r = m.later
         p2 = plan(r)
         if tail_steps(p2)>tail_steps(p):
-            print(f"note: a tail after {cut} groups would get {tail_steps(p)} steps (fewer than {short_tail_steps}); caching {cut+1} groups instead, whose steps cost less: {tail_steps(p2)} steps.")
+            note = f"note: a tail after {cut} groups would get {tail_steps(p)} steps (fewer than {short_tail_steps}); caching {cut+1} groups instead, whose steps cost less: {tail_steps(p2)} steps."
             cut,p,rates = cut+1,p2,r
-    return cut, AttrDict(p, **rates, cut=cut)
+    return AttrDict(p, **rates, cut=cut, size=m.size, vmax=m.vmax), note
+
+def size_ok(p, views=None) -> bool:
+    "Whether the plan `p` affords its image size: the `views` asked for (`None`: two where memory holds them; a second view pays before resolution) and `tail_each` epochs a tail"
+    return p.views>=(views or min(2, p.get('vmax', 2))) and p.tail_epochs>=tail_each
+
+def scale_rates(r, k) -> AttrDict:
+    "The rates `r` measured at one image size, guessed for images of `k` times as many pixels: each cost of the body `k` times as high (on the safe side: decoding does not grow so)"
+    return AttrDict(r, pass_rate=r.pass_rate/k, view_rate=r.get('view_rate', r.pass_rate)/k, tail_step_s=r.tail_step_s*k, tail_valid_s_per_image=r.tail_valid_s_per_image*k,
+                    **({'image_step_s': r.image_step_s*k} if r.get('image_step_s') else {}))
+
+def plan_size(plan, # `plan(size)`: the run's plan at that image size (measured there the first time)
+              sizes=None, # Sizes to choose among (default `plan_sizes`)
+              views=None, # Views the plan must keep (`size_ok`)
+              guess=None, # `guess(plan, size)`: the smallest size's plan guessed at a larger size (`None`: every size is measured)
+             ) -> tuple:
+    "`(plan, passed)`: the plan of the largest of `sizes` that is `size_ok`, else the smallest's. The smallest is planned first (a budget it cannot hold is refused before anything else is measured), then the larger sizes, largest first, only where its `guess` there is `size_ok`"
+    sizes,passed = sorted(sizes or plan_sizes),[]
+    base = plan(sizes[0])
+    for s in sizes[:0:-1]:
+        if guess is not None:
+            try: ok = size_ok(guess(base, s), views)
+            except LeafOptionError: ok = False
+            if not ok: continue  # not even on paper: not measured
+        try: p = plan(s)
+        except LeafOptionError: continue
+        if size_ok(p, views): return p,passed
+        passed.append(p)
+    return (plan(sizes[0]) if passed else base),passed  # planned again: measuring the others took time
 
 def plan_schedule(learn, # The run's `Learner` (`leaf_learner`), before its warm-up
                   o, # `train`'s checked options
                   sdf, # The split (`split_leaves`)
                   started, # When the run started (a `time.time()`)
+                  learner=None, # `learner(size)`: the run's `Learner` for images of `size` px, for a budget that plans the size (`None`: `learn`'s only)
                  ) -> Schedule:
     "The run's `Schedule`, from the options (and with `--budget`, from this machine's measured speed): made once, before the warm-up"
-    cut = o.cut or 6
+    cut,size = o.cut or 6,o.size or default_size
     ok = o.warmup=='features' and o.pretrained!='none' and num_distrib()<=1 and split_trunk(learn.model[0].model, cut) is not None
     if ok and (o.views or 1)>1 and o.cache=='memory':
-        fit = views_that_fit(learn, cut, o.size, n_cached(o, sdf))
+        fit = views_that_fit(learn, cut, size, n_cached(o, sdf))
         check_opt(o.views<=fit, f"--views {o.views} of {n_cached(o, sdf)} images would need more than half the memory available now (room for {fit}): use --views {max(1, fit)}, or --cache disk.")
     if o.budget_s:
         check_opt(ok, f"--budget needs a model whose trunk can be cached: {o.arch} does not split after {cut} parameter groups (try --cut).")
-        cut,p = _budget(learn, o, sdf, started)
+        ms,notes = {},{}
+        def plan(s):
+            if s not in ms:
+                with _own_rng(): ms[s] = _measure(learn if s==size else learner(s), o, sdf, s)  # another size's model: its head drawn aside
+            p,notes[s] = _budget(ms[s], o, sdf, started)
+            return p
+        def guess(p, s):
+            k,m = (s/p.size)**2,ms[p.size]
+            later = m.get('later') and scale_rates(m.later, k)  # no measuring for a guess
+            return _budget(AttrDict(m, size=s, rates=scale_rates(m.rates, k), later=later), o, sdf, started)[0]
+        sizes = None if o.size is None and learner is not None else [size]
+        p,passed = plan_size(plan, sizes, o.views, guess)
+        if notes[p.size]: print(notes[p.size])
+        if sizes is None: print(f"note: image size {p.size} px" + ''.join(f"; at {q.size} px the plan had {q.views} view(s) and {q.tail_epochs} tail epochs" for q in passed) + " (`plan_size`).")
         print(describe(p))
-        return Schedule(cut, p.tail_epochs, p.tail_batches, p.tail_matmul, p.image_epochs, _keep_images(o, p.image_epochs), dict(p), p.views, p.tails)
+        return Schedule(p.cut, p.tail_epochs, p.tail_batches, p.tail_matmul, p.image_epochs, _keep_images(o, p.image_epochs, p.size), dict(p), p.views, p.tails, p.size)
     tail,epochs,views,tails = o.tail_epochs,o.epochs,o.views or 1,o.tails or 1
     if tail and not ok:
         print(f"note: no tail epochs on a cached trunk ({o.arch}, --cut {cut}, --warmup {o.warmup}); training {max(epochs,1)} epoch(s) on the images instead.")
@@ -328,5 +381,5 @@ def plan_schedule(learn, # The run's `Learner` (`leaf_learner`), before its warm
         print(f"note: {tail} tail epochs of {steps//tail} batches ({steps} steps) are too few to beat the warmed-up head (fewer than {tail_min_steps} did not); skipping them. "
               f"More --tail-epochs or a smaller --tail-bs give the tail {tail_min_steps} steps.")
         tail = 0
-    mm = bool(tail) and learn.dls.device.type=='cpu' and tail_rates(learn, split_trunk(learn.model[0].model, cut), (o.size, o.size), o.tail_bs).tail_matmul
-    return Schedule(cut if tail else 0, tail, None, mm, epochs, _keep_images(o, epochs), None, views, tails if tail else 1)
+    mm = bool(tail) and learn.dls.device.type=='cpu' and tail_rates(learn, split_trunk(learn.model[0].model, cut), (size, size), o.tail_bs).tail_matmul
+    return Schedule(cut if tail else 0, tail, None, mm, epochs, _keep_images(o, epochs, size), None, views, tails if tail else 1, size)

@@ -24,7 +24,7 @@ def check_train_values(**o) -> dict:
     o['lr'],o['tails'] = parse_lr(o['lr']),o.get('tails')  # a run recorded before --tails had one
     for k,v in _train_choices.items(): check_choice(k, o[k], v)
     check_aug(o['aug'])
-    check_number('size', o['size'], 32, what='32 px or more (128 is the default)')
+    if o['size'] is not None: check_number('size', o['size'], 32, what='32 px or more (128 is the default)')
     if o['final_size'] is not None: check_number('final_size', o['final_size'], 32, what='32 px or more')
     for k in ('bs','head_epochs','tail_bs'): check_number(k, o[k], 1, what='1 or more')
     check_views(o['views']); check_tails(o['tails'])

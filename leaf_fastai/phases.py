@@ -28,6 +28,7 @@ class Run:
         store_attr()
         self.prior,self.best,self.cache,self.log = pd.DataFrame(),None,None,{}
         self.quiet = o.quiet or not show_bars()
+        self.size = sched.size or o.size  # the image size the run trains at (a budget may have chosen it)
     def start(self, phase) -> int:
         "Epochs of `phase` that the interrupted run finished (0: `phase` starts afresh)"
         return self.state.get('epochs_done', 0) if self.state and self.state.get('phase')==phase else 0
@@ -248,7 +249,7 @@ def _image_cbs(run, start) -> list:
     if o.ema: cbs.append(EMA(o.ema))
     if o.bn_eval: cbs.append(BnEval())
     if o.frozen_groups: cbs.append(FreezeGroups(o.frozen_groups))
-    if o.final_size and o.final_size!=o.size:
+    if o.final_size and o.final_size!=run.size:
         cbs.append(ProgressiveResize(leaf_dls(o.data, run.sdf, o.final_size, o.bs, o.aug, run.w.mean, run.w.std, num_workers=o.num_workers), run.sched.image_epochs-1))
     return cbs
 
@@ -325,7 +326,7 @@ def save_run(run, timings) -> float:
     if not rd.writer: return acc
     rd.write_split(sdf); rd.write_history(run.prior)
     plot_curves(run.prior, rd/'curves.png')
-    rd.save_model_files(learn, model_meta(learn, o.arch, o.final_size or o.size, w.mean, w.std, run.sched.cut, run.sched.tails))
+    rd.save_model_files(learn, model_meta(learn, o.arch, o.final_size or run.size, w.mean, w.std, run.sched.cut, run.sched.tails))
     rd.write_table('valid_probs.csv', pdf)
     timings.update(save_s=time.time()-t0, total_s=time.time()-run.started)  # with the validation pass and the files above
     rd.write_json('config.json', dict(options=dict(o), weights_source=w.source, mean=list(w.mean), std=list(w.std),

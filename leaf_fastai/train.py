@@ -17,7 +17,7 @@ from .models import *
 from .callbacks import *
 from .rundir import RunDir
 from .checks import check_train
-from .budget import Schedule, plan_schedule, check_budget_left, n_cached
+from .budget import Schedule, plan_schedule, check_budget_left, n_cached, default_size
 from .phases import Run, versions, quiet_lines, warm_up, fit_tail, fit_images, images_left, save_run, assemble_tails, stops_resumably
 
 # %% ../nbs/07_train.ipynb #bebff10d
@@ -32,8 +32,8 @@ def _read_split(o):
     if o.split_file: return load_split(o.split_file)
     return split_leaves(read_leaves(o.data, image_col=o.image_col, label_col=o.label_col, lookalike_ok=o.lookalike_labels, outside_ok=o.outside_data), o.valid_pct, o.seed, o.n_folds or None, o.fold)
 
-def _learner(o, sdf, w, rd, quiet) -> Learner:
-    dls = leaf_dls(o.data, sdf, o.size, o.bs, o.aug, w.mean, w.std, num_workers=o.num_workers)
+def _learner(o, sdf, w, rd, quiet, size) -> Learner:
+    dls = leaf_dls(o.data, sdf, size, o.bs, o.aug, w.mean, w.std, num_workers=o.num_workers)
     learn = leaf_learner(dls, o.arch, w, o.label_smoothing, path=rd.path, model_dir='checkpoints', wd=o.wd, ps=o.ps)
     _device_cbs(learn, o.channels_last, o.bf16)
     if quiet: quiet_lines(learn, 'images')
@@ -42,7 +42,7 @@ def _learner(o, sdf, w, rd, quiet) -> Learner:
 # %% ../nbs/07_train.ipynb #fc131d8d
 def train(data:str=None, # Folder with train.csv and the images (or a folder per species)
           arch:str='tf_efficientnet_lite0', # Any timm model name
-          size:int=128, # Image size for training and validation
+          size:int=None, # Image size for training and validation (default 128; a --budget chooses it: 128, 144 or 160 px, `plan_size`)
           bs:int=32, # Batch size
           final_size:int=None, # Image size of the last unfrozen epoch (progressive resizing; default: `size`)
           epochs:int=0, # Unfrozen epochs on the images after the warm-up and the tail epochs
@@ -124,12 +124,17 @@ def _fit_run(o, rd, started, sched=None, state=None) -> Learner:
         if o.budget_s and not state:  # the check read every image once: the pass, which reads them again, takes at least that long over its workers
             check_budget_left(o.budget_s, time.time()-started, 'start-up and the image check', (time.time()-t)*n_cached(o, sdf)/len(sdf)/max(1, min(os.cpu_count() or 1, o.num_workers or 1)))
     w = find_weights(o.arch, o.weights, o.pretrained)
-    learn = _learner(o, sdf, w, rd, quiet)
+    learners = {}
+    def learner(size):  # one `Learner` a size: a budget may measure several before it chooses (`plan_size`)
+        if size not in learners: learners[size] = _learner(o, sdf, w, rd, quiet, size)
+        return learners[size]
+    learn = learner((sched.size if sched else None) or o.size or default_size)
     if state:
         check_opt(state.get('data_fingerprint') in (None, fingerprint(sdf)), f"The images or labels under {o.data} (or --split-file) changed since {rd.path} started: its split is not the one it trained on. Restore them to resume, or start a new run (--overwrite).")
         rd.lock()
     else:
-        sched = plan_schedule(learn, o, sdf, started)
+        sched = plan_schedule(learn, o, sdf, started, learner)
+        learn = learner(sched.size); learners.clear()  # the sizes not chosen are let go
         rd.start(dict(options=dict(o), versions=versions()), o.overwrite)
     t0 = time.time()
     try:

@@ -74,3 +74,17 @@ def test_image_epochs_use_the_kept_images(mini_run, tmp_path):
     assert kept['image_cache_mb'] == round(300*3*96*96/2**20) and decoded['image_cache_mb'] is None  # 300 images of 3x96x96 bytes: 8 MB
     assert decoded['valid_acc'] > 0.5, decoded['valid_acc']
     assert pd.read_csv(tmp_path/'decoded'/'history.csv').phase.tolist().count('fine_tune') == 1
+
+def test_budget_plans_the_image_size(tmp_path):
+    """Without --size a budget chooses the image size (`plan_size`: 128, 144 or 160 px) and records it in its schedule;
+    stopped in its tail (SIGTERM), --resume trains on at that size, and its model and `predict` use it"""
+    out, rc, err, st = stopped_budget_run(tmp_path, ('--budget', '45s'), lambda s: s.get('phase') == 'tail', signal.SIGTERM)
+    assert rc == 2 and 'continue with: leaf_fastai train --resume' in err, (rc, err[-2000:])
+    sch = json.loads((out/'schedule.json').read_text())
+    assert sch['size'] in (128, 144, 160) and sch['budget']['size'] == sch['size'], sch
+    assert json.loads((out/'config.json').read_text())['options']['size'] is None  # the option as given; the schedule has the choice
+    cli('train', '--resume', out, '--quiet', check=True)
+    assert json.loads((out/'model.json').read_text())['size'] == sch['size']
+    cli('predict', '--run', out, '--data', MINI, '--out', tmp_path/'sub.csv', '--tta', 0, check=True)
+    sub = pd.read_csv(tmp_path/'sub.csv').merge(pd.read_csv(MINI/'test_labels.csv'), on='image', suffixes=('', '_true'))
+    assert len(sub) == 60 and (sub.label == sub.label_true).mean() > 0.8, sub
