@@ -59,7 +59,7 @@ def main():
     m = json.loads((out/'metrics.json').read_text())
     sched = json.loads((out/'schedule.json').read_text())
     res.update(valid_acc=m['valid_acc'], run_clock_s=m['total_s'], views=sched.get('views', 1), tails=sched.get('tails', 1),
-               cut=sched['cut'], plan=m.get('plan'), **score(out))
+               cut=sched['cut'], size=sched.get('size') or json.loads((out/'config.json').read_text())['options']['size'], plan=m.get('plan'), **score(out))
     print(json.dumps({k:v for k,v in res.items() if k!='plan'}, indent=1))
     (HERE/'results'/f'{name}.json').write_text(json.dumps(res, indent=1, default=float)+'\n')
 
