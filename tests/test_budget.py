@@ -78,7 +78,7 @@ def test_image_epochs_use_the_kept_images(mini_run, tmp_path):
 def test_budget_plans_the_image_size(tmp_path):
     """Without --size a budget chooses the image size (`plan_size`: 128, 144 or 160 px) and records it in its schedule;
     stopped in its tail (SIGTERM), --resume trains on at that size, and its model and `predict` use it"""
-    out, rc, err, st = stopped_budget_run(tmp_path, ('--budget', '45s'), lambda s: s.get('phase') == 'tail', signal.SIGTERM)
+    out, rc, err, st = stopped_budget_run(tmp_path, ('--budget', '90s'), lambda s: str(s.get('phase')).startswith('tail'), signal.SIGTERM)  # 45 s left no tail on a loaded CI machine
     assert rc == 2 and 'continue with: leaf_fastai train --resume' in err, (rc, err[-2000:])
     sch = json.loads((out/'schedule.json').read_text())
     assert sch['size'] in (128, 144, 160) and sch['budget']['size'] == sch['size'], sch
